@@ -1,0 +1,314 @@
+# -*- test-case-name: tests.test_auth -*-
+"""
+Authentication for auth mode, on L{twisted.cred}: a L{Portal} with one
+checker for passwords and one for session tokens, and a realm whose
+avatars are L{Account}s.
+
+cred fits the check step (credentials in, an avatar out, failures as
+L{UnauthorizedLogin}) as it does for POP3 and SSH. It has no notion of
+registering an unknown login or of throttling, so L{Accounts}, the one
+object sessions talk to, adds those around the portal.
+"""
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from twisted.cred.checkers import ICredentialsChecker
+from twisted.cred.credentials import ICredentials, IUsernamePassword, UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.cred.portal import IRealm, Portal
+from twisted.internet import defer
+from twisted.logger import Logger
+from zope.interface import Attribute, Interface, implementer
+
+from echotwist import passwords
+from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
+from echotwist.store import LoginTaken
+
+__all__ = ["Accounts", "Account", "LoginTaken", "RateLimited", "IssuedToken"]
+
+TOKEN_BYTES = 32  # 256 random bits
+MAX_TOKEN = 256  # longer strings cannot be ours
+
+
+class RateLimited(Exception):
+    """
+    Too many failures lately; the attempt was not even checked.
+    """
+
+    def __init__(self, wait):
+        super().__init__(f"too many failed attempts; try again in {wait:.0f} s")
+        self.wait = wait
+
+
+def token_digest(token):
+    """
+    What the store keeps of a token: its SHA-256. A token carries 256
+    random bits, so a fast hash suffices (NIST SP 800-63B for look-up
+    secrets), and lookups by digest give no timing oracle on the token.
+    """
+    return hashlib.sha256(token.encode("utf-8")).digest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """
+    A new session token: C{value} goes to the client only, C{digest} to
+    the store; C{expires} is in Unix seconds.
+    """
+
+    value: str
+    digest: bytes
+    expires: int
+
+    @classmethod
+    def new(cls, now, ttl):
+        value = secrets.token_urlsafe(TOKEN_BYTES)
+        return cls(value, token_digest(value), int(now) + ttl)
+
+    def __repr__(self):
+        return f"<IssuedToken expires={self.expires}>"  # never the value
+
+
+class IToken(ICredentials):
+    """
+    A session token from an earlier C{auth_ok}.
+    """
+
+    token = Attribute("The token, as the client holds it (str).")
+
+
+@implementer(IToken)
+class TokenCredentials:
+    def __init__(self, token):
+        self.token = token
+
+
+class IAccount(Interface):
+    """
+    An authenticated user.
+    """
+
+    login = Attribute("The login as registered.")
+
+
+@implementer(IAccount)
+class Account:
+    def __init__(self, login, accounts):
+        self.login = login
+        self._accounts = accounts
+
+    def issue_token(self):
+        """
+        @return: a L{Deferred} firing with a new L{IssuedToken} for this
+            account, once it is stored.
+        """
+        return self._accounts.issue_token(self.login)
+
+
+@implementer(ICredentialsChecker)
+class PasswordChecker:
+    """
+    Check a login and password against the stored argon2id hash, upgrading
+    the hash when it was made under older parameters.
+    """
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self, credentials, hasher):
+        self._credentials = credentials
+        self._hasher = hasher
+
+    @defer.inlineCallbacks
+    def requestAvatarId(self, creds):
+        login = creds.username.decode("utf-8")
+        password = creds.password.decode("utf-8")
+        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+            raise UnauthorizedLogin("wrong password")  # could never match
+        user = yield self._credentials.user(login)
+        if user is None:
+            raise UnauthorizedLogin("unknown login")
+        registered, stored = user
+        matches, replacement = yield self._hasher.verify(password, stored)
+        if not matches:
+            raise UnauthorizedLogin("wrong password")
+        if replacement is not None:
+            yield self._credentials.replace_hash(registered, stored, replacement)
+        return registered
+
+
+@implementer(ICredentialsChecker)
+class TokenChecker:
+    """
+    Accept a token that is known, unexpired and not revoked.
+    """
+
+    credentialInterfaces = (IToken,)
+
+    def __init__(self, credentials):
+        self._credentials = credentials
+
+    def requestAvatarId(self, creds):
+        if not 0 < len(creds.token) <= MAX_TOKEN:
+            return defer.fail(UnauthorizedLogin("not a token"))
+        d = self._credentials.token_login(token_digest(creds.token))
+
+        def found(login):
+            if login is None:
+                raise UnauthorizedLogin("unknown, expired or revoked token")
+            return login
+
+        return d.addCallback(found)
+
+
+@implementer(IRealm)
+class Realm:
+    def __init__(self, accounts):
+        self._accounts = accounts
+
+    def requestAvatar(self, avatarId, mind, *interfaces):
+        if IAccount not in interfaces:
+            raise NotImplementedError("echolab only has accounts")
+        return IAccount, Account(avatarId, self._accounts), lambda: None
+
+
+class Accounts:
+    """
+    Everything auth mode needs, over the credential store: log in by
+    password or token (throttled), register, issue and revoke tokens.
+    Failures and successes are logged with the client address; passwords
+    and tokens never are.
+    """
+
+    log = Logger()
+
+    def __init__(self, credentials, hasher, throttle, clock, token_ttl):
+        self._credentials = credentials
+        self._hasher = hasher
+        self._throttle = throttle
+        self._clock = clock
+        self._token_ttl = token_ttl
+        self.portal = Portal(
+            Realm(self), [PasswordChecker(credentials, hasher), TokenChecker(credentials)]
+        )
+
+    def registered_login(self, login):
+        """
+        @return: a L{Deferred} firing with C{login} as registered, or
+            L{None} when it is not.
+        """
+        return self._credentials.user(login).addCallback(lambda row: row and row[0])
+
+    def weakness(self, login, password):
+        """
+        @return: why C{password} may not be registered for C{login}, or
+            L{None}.
+        """
+        return passwords.weakness(login, password)
+
+    def login_with_password(self, login, password, address):
+        """
+        @return: a L{Deferred} firing with the L{Account}, or failing with
+            L{UnauthorizedLogin} or L{RateLimited}.
+        """
+        wait = self._throttle.password_wait(login, address)
+        if wait:
+            self.log.warn(
+                "throttled password login for {login} from {address}",
+                login=login,
+                address=address,
+            )
+            return defer.fail(RateLimited(wait))
+        creds = UsernamePassword(login.encode("utf-8"), password.encode("utf-8"))
+        d = self.portal.login(creds, None, IAccount)
+
+        def accepted(result):
+            account = result[1]
+            self._throttle.password_succeeded(login, address)
+            self.log.info(
+                "{login} logged in with a password from {address}",
+                login=account.login,
+                address=address,
+            )
+            return account
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin)
+            self._throttle.password_failed(login, address)
+            self.log.warn(
+                "wrong password for {login} from {address}",
+                login=login,
+                address=address,
+            )
+            return failure
+
+        return d.addCallbacks(accepted, refused)
+
+    def login_with_token(self, token, address):
+        """
+        @return: a L{Deferred} firing with (L{Account}, token digest), or
+            failing with L{UnauthorizedLogin} or L{RateLimited}.
+        """
+        wait = self._throttle.token_wait(address)
+        if wait:
+            self.log.warn("throttled token login from {address}", address=address)
+            return defer.fail(RateLimited(wait))
+        d = self.portal.login(TokenCredentials(token), None, IAccount)
+
+        def accepted(result):
+            account = result[1]
+            self._throttle.token_succeeded(address)
+            self.log.info(
+                "{login} logged in with a token from {address}",
+                login=account.login,
+                address=address,
+            )
+            return account, token_digest(token)
+
+        def refused(failure):
+            failure.trap(UnauthorizedLogin)
+            self._throttle.token_failed(address)
+            self.log.warn("refused token from {address}", address=address)
+            return failure
+
+        return d.addCallbacks(accepted, refused)
+
+    @defer.inlineCallbacks
+    def register(self, login, password, address):
+        """
+        Register C{login} (whose password was checked by L{weakness}) with
+        its first token.
+
+        @return: a L{Deferred} firing with (L{Account}, L{IssuedToken}), or
+            failing with L{LoginTaken}.
+        """
+        hashed = yield self._hasher.hash(password)
+        token = IssuedToken.new(self._clock.seconds(), self._token_ttl)
+        try:
+            yield self._credentials.add_user(login, hashed, token.digest, token.expires)
+        except LoginTaken:
+            self.log.info(
+                "{login} was registered by another connection first ({address})",
+                login=login,
+                address=address,
+            )
+            raise
+        self.log.info("registered {login} from {address}", login=login, address=address)
+        return Account(login, self), token
+
+    def issue_token(self, login):
+        token = IssuedToken.new(self._clock.seconds(), self._token_ttl)
+        d = self._credentials.add_token(login, token.digest, token.expires)
+        return d.addCallback(lambda _: token)
+
+    def revoke(self, digest, address):
+        """
+        Revoke the token with this C{digest}; fires once committed.
+        """
+        d = self._credentials.revoke(digest)
+
+        def revoked(_):
+            self.log.info("token revoked by logout from {address}", address=address)
+
+        return d.addCallback(revoked)

@@ -1,0 +1,119 @@
+# -*- test-case-name: tests.test_factory -*-
+"""
+L{EchoFactory}: what all connections share. The settings, the identity and
+credential stores, the connection limits, and the clock that times
+connections out.
+"""
+
+import ipaddress
+from collections import Counter
+
+from twisted.internet import defer
+from twisted.internet.protocol import ServerFactory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from echotwist import __version__
+from echotwist import messages as m
+from echotwist.protocol import ServerProtocol
+from echotwist.session import SESSIONS
+
+SWEEP_INTERVAL = 1.0
+
+
+def is_loopback(address):
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+class EchoFactory(ServerFactory):
+    """
+    Builds a L{ServerProtocol} per connection, and holds what they share.
+
+    @ivar settings: the L{echotwist.settings.Settings}.
+    @ivar identities: the L{echotwist.store.IdentityStore} (ident mode).
+    @ivar accounts: the L{echotwist.auth.Accounts} (auth mode).
+    @ivar clock: an C{IReactorTime}, for timeouts.
+    @ivar connections: the connections being served.
+    """
+
+    protocol = ServerProtocol
+    noisy = False
+    log = Logger()
+    version = __version__
+    _all_closed = None
+
+    def __init__(self, settings, clock, identities=None, accounts=None):
+        self.settings = settings
+        self.clock = clock
+        self.identities = identities
+        self.accounts = accounts
+        self.session_class = SESSIONS[settings.mode]
+        self.connections = set()
+        self._per_address = Counter()
+        self._sweeper = LoopingCall(self._sweep)
+        self._sweeper.clock = clock
+
+    def startFactory(self):
+        self._sweeper.start(SWEEP_INTERVAL, now=False)
+
+    def stopFactory(self):
+        if self._sweeper.running:
+            self._sweeper.stop()
+
+    def admit(self, connection):
+        """
+        Count a new connection in, unless it is one too many.
+
+        @return: L{None} when admitted, else why not.
+        """
+        settings = self.settings
+        if len(self.connections) >= settings.max_connections:
+            return "too many connections"
+        address = connection.address
+        if (
+            self._per_address[address] >= settings.max_per_address
+            and not is_loopback(address)
+        ):
+            return "too many connections from your address"
+        self.connections.add(connection)
+        self._per_address[address] += 1
+        connection.counted = True
+        return None
+
+    def release(self, connection):
+        """
+        Count a connection out.
+        """
+        self.connections.discard(connection)
+        address = connection.address
+        self._per_address[address] -= 1
+        if self._per_address[address] <= 0:
+            del self._per_address[address]
+        if not self.connections and self._all_closed is not None:
+            all_closed, self._all_closed = self._all_closed, None
+            all_closed.callback(None)
+
+    def session_for(self, connection):
+        return self.session_class(connection, self)
+
+    def _sweep(self):
+        now = self.clock.seconds()
+        for connection in list(self.connections):
+            connection.check_timeouts(now)
+
+    def say_goodbye(self):
+        """
+        Send C{bye} to every client and close: the server is stopping.
+
+        @return: a L{Deferred} that fires once every connection is closed
+            (each is aborted if it takes longer than the linger time).
+        """
+        if not self.connections:
+            return defer.succeed(None)
+        self._all_closed = defer.Deferred()
+        for connection in list(self.connections):
+            connection.finish(m.bye("The server is shutting down."))
+        return self._all_closed

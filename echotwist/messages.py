@@ -1,0 +1,205 @@
+# -*- test-case-name: tests.test_messages -*-
+"""
+The messages of the echolab contract: what a client may send (decoded and
+type-checked here, so a session only ever sees well-formed messages), what
+the server sends, the error codes, and the limits on names, logins and
+passwords.
+"""
+
+import re
+from typing import Union
+
+import msgspec
+
+from echotwist.wire import encode_message
+
+# Error codes (contract section 5).
+BAD_MESSAGE = "bad_message"
+BAD_STATE = "bad_state"
+BAD_VALUE = "bad_value"
+BAD_TOKEN = "bad_token"
+BAD_PASSWORD = "bad_password"
+WEAK_PASSWORD = "weak_password"
+TOO_MANY_ATTEMPTS = "too_many_attempts"
+RATE_LIMITED = "rate_limited"
+TOO_LARGE = "too_large"
+TIMEOUT = "timeout"
+BUSY = "busy"
+SERVER_ERROR = "server_error"
+
+MODES = ("echo", "ident", "auth")
+FIELDS = ("name", "login", "password", "new_password")
+SECRET_FIELDS = frozenset({"password", "new_password"})
+
+MAX_REPEAT = 100
+MAX_NAME = 64
+MAX_LOGIN = 32
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+_LOGIN = re.compile(r"[A-Za-z0-9._-]{1,%d}" % MAX_LOGIN)
+
+
+# What a client sends (contract section 3). msgspec checks every member's
+# JSON type in C: a missing member, a wrong type (null included), 3.0 or
+# true for an int all fail to decode. Unknown members are ignored.
+
+
+class Answer(msgspec.Struct, tag_field="type", tag="answer"):
+    field: str
+    value: str
+
+
+class Token(msgspec.Struct, tag_field="type", tag="token"):
+    token: str
+
+
+class Say(msgspec.Struct, tag_field="type", tag="say"):
+    text: str
+    repeat: int = 1
+
+
+class Logout(msgspec.Struct, tag_field="type", tag="logout"):
+    pass
+
+
+class Quit(msgspec.Struct, tag_field="type", tag="quit"):
+    pass
+
+
+ClientMessage = Union[Answer, Token, Say, Logout, Quit]
+
+_decode_client = msgspec.json.Decoder(ClientMessage).decode
+
+
+class BadMessage(ValueError):
+    """
+    A payload that is not a well-formed client message (C{bad_message}).
+    """
+
+
+def decode_client_message(payload):
+    """
+    Decode and type-check one payload from a client.
+
+    @type payload: L{bytes}
+    @rtype: one of L{Answer}, L{Token}, L{Say}, L{Logout}, L{Quit}
+    @raise BadMessage: with a reason a person can read.
+    """
+    if not payload:
+        raise BadMessage("empty frame")
+    try:
+        return _decode_client(payload)
+    except msgspec.ValidationError as e:
+        raise BadMessage(str(e)) from None
+    except msgspec.DecodeError as e:
+        raise BadMessage(f"not a JSON object: {e}") from None
+    except UnicodeDecodeError:
+        raise BadMessage("not UTF-8") from None
+    except RecursionError:
+        raise BadMessage("JSON nested too deeply") from None
+
+
+# Limits on values (contract section 6). Each returns a reason for a person
+# when the value is refused, None when it is fine.
+
+
+def check_name(name):
+    """
+    @return: L{None} if C{name} (already trimmed) is acceptable, else why not.
+    """
+    if not name:
+        return "the name is empty"
+    if len(name) > MAX_NAME:
+        return f"the name is longer than {MAX_NAME} characters"
+    if not name.isprintable():
+        return "the name has characters that cannot be printed"
+    return None
+
+
+def check_login(login):
+    """
+    @return: L{None} if C{login} is acceptable, else why not.
+    """
+    if not login:
+        return "the login is empty"
+    if len(login) > MAX_LOGIN:
+        return f"the login is longer than {MAX_LOGIN} characters"
+    if not _LOGIN.fullmatch(login):
+        return "a login may hold only A-Z a-z 0-9 . _ -"
+    return None
+
+
+def check_repeat(repeat):
+    """
+    @return: L{None} if C{repeat} is in range, else why not.
+    """
+    if not 1 <= repeat <= MAX_REPEAT:
+        return f"repeat must be from 1 to {MAX_REPEAT}"
+    return None
+
+
+# What the server sends (contract section 2).
+
+
+def welcome(version, mode, max_message):
+    return {
+        "type": "welcome",
+        "server": "echolab",
+        "version": version,
+        "mode": mode,
+        "max_message": max_message,
+    }
+
+
+_PROMPTS = {
+    "name": "What is your name?",
+    "login": "Login:",
+    "password": "Password:",
+    "new_password": "New login. Choose a password (at least 8 characters):",
+}
+
+
+def ask(field):
+    return {
+        "type": "ask",
+        "field": field,
+        "text": _PROMPTS[field],
+        "secret": field in SECRET_FIELDS,
+    }
+
+
+def greet(name, known):
+    text = f"Welcome back, {name}!" if known else f"Nice to meet you, {name}!"
+    return {"type": "greet", "name": name, "known": known, "text": text}
+
+
+def auth_ok(login, via, token=None, expires=None):
+    message = {"type": "auth_ok", "login": login, "via": via}
+    if token is not None:
+        message["token"] = token
+        message["expires"] = expires
+    return message
+
+
+def error(code, text):
+    return {"type": "error", "code": code, "text": text}
+
+
+def bye(text):
+    return {"type": "bye", "text": text}
+
+
+def echo_payloads(text, repeat):
+    """
+    The payloads answering C{say}: one C{echo}, or C{repeat} of them
+    numbered C{n} of C{of}. The text is encoded once, however many copies.
+
+    @rtype: iterator of L{bytes}
+    """
+    if repeat == 1:
+        yield encode_message({"type": "echo", "text": text})
+        return
+    head = b'{"type":"echo","text":' + encode_message(text) + b',"n":'
+    tail = b',"of":%d}' % repeat
+    for n in range(1, repeat + 1):
+        yield head + b"%d" % n + tail

@@ -1,0 +1,290 @@
+# -*- test-case-name: tests.test_protocol -*-
+"""
+One server connection: frames in and out, the limits on them, and how the
+connection closes. What the messages mean is the session's business
+(L{echotwist.session}).
+
+Reading is held back (C{paused}) for as long as any reason holds: a
+message is still being worked on (a password hash, a database write), the
+client is not reading what we send (we are the transport's streaming
+producer), or echoes of a C{say} are still being written. So memory per
+connection stays bounded and messages are handled one at a time, in order.
+"""
+
+import ipaddress
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from echotwist import messages as m
+from echotwist.framing import FrameReceiver
+from echotwist.wire import HEADER
+
+_pack = HEADER.pack
+
+# Reasons to hold back reading, as bits of ServerProtocol._holds.
+BUSY = 1  # a message's work is under way
+OUTPUT = 2  # the transport's buffer is full: the client is not reading
+ECHOING = 4  # echoes of a say are still being written
+
+
+def peer_host(address):
+    """
+    The client's IP address as text, IPv4-mapped IPv6 given as IPv4, so one
+    client is one key for ident mode, limits and throttling.
+    """
+    host = getattr(address, "host", None)
+    if host is None:
+        return str(address)
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return host
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped or ip)
+
+
+@implementer(IPushProducer)
+class ServerProtocol(FrameReceiver):
+    """
+    The server side of one echolab connection.
+
+    @ivar session: the conversation (L{echotwist.session.Session}).
+    @ivar address: the client's IP address as text.
+    @ivar closing: true once C{finish} began closing the connection.
+    """
+
+    log = Logger()
+    session = None
+    address = None
+    closing = False
+    counted = False
+    _holds = 0
+    _reading_paused = False
+    _echoes = None
+    _abort_call = None
+    _partial_since = None
+    _stalled_since = None
+
+    def connectionMade(self):
+        factory = self.factory
+        self.clock = factory.clock
+        self.MAX_LENGTH = factory.settings.max_message
+        self.address = peer_host(self.transport.getPeer())
+        self.connected_at = self.last_heard = self.clock.seconds()
+        self.transport.registerProducer(self, True)
+        refusal = factory.admit(self)
+        if refusal:
+            self.log.info("refused {peer}: {why}", peer=self.address, why=refusal)
+            self.finish(m.error(m.BUSY, refusal), m.bye("Server busy; try later."))
+            return
+        self.log.info("connection from {peer}", peer=self._peer_text())
+        self.session = factory.session_for(self)
+        self._run(self.session.start)
+
+    def connectionLost(self, reason):
+        if self._abort_call is not None and self._abort_call.active():
+            self._abort_call.cancel()
+        self._echoes = None
+        if self.counted:
+            self.factory.release(self)
+            self.log.info(
+                "disconnected {peer}: {why}",
+                peer=self._peer_text(),
+                why=reason.getErrorMessage(),
+            )
+        if self.session is not None:
+            self.session.end()
+
+    def _peer_text(self):
+        peer = self.transport.getPeer()
+        port = getattr(peer, "port", None)
+        if port is None:
+            return self.address
+        if ":" in self.address:
+            return f"[{self.address}]:{port}"
+        return f"{self.address}:{port}"
+
+    # Frames in.
+
+    def dataReceived(self, data):
+        FrameReceiver.dataReceived(self, data)
+        if self.closing:
+            return
+        if self._buffer and not self.paused:
+            if self._partial_since is None:
+                self._partial_since = self.clock.seconds()
+        else:
+            self._partial_since = None
+        self._settle_reading()
+
+    def stringReceived(self, payload):
+        self.last_heard = self.clock.seconds()
+        try:
+            message = m.decode_client_message(payload)
+        except m.BadMessage as e:
+            self._run(self.session.refuse, m.BAD_MESSAGE, str(e))
+        else:
+            self._run(self.session.handle, message)
+
+    def lengthLimitExceeded(self, length):
+        self.log.info(
+            "closing {peer}: frame of {length} bytes is over the limit",
+            peer=self._peer_text(),
+            length=length,
+        )
+        self.finish(
+            m.error(m.TOO_LARGE, f"a message may have at most {self.MAX_LENGTH} bytes")
+        )
+
+    def _run(self, handler, *args):
+        """
+        Call a session handler; if it returns a L{Deferred}, hold the
+        following messages until it fires.
+        """
+        try:
+            result = handler(*args)
+        except Exception:
+            self._failed(Failure())
+            return
+        if isinstance(result, defer.Deferred):
+            self._hold(BUSY)
+            result.addErrback(self._failed)
+            result.addBoth(lambda _: self._release(BUSY))
+
+    def _failed(self, failure):
+        self.log.failure("internal error serving {peer}", failure, peer=self.address)
+        if not self.closing and self.session is not None:
+            self.session.refuse(m.SERVER_ERROR, "internal error; please try again")
+
+    # Frames out.
+
+    def send(self, message):
+        """
+        Send one message.
+        """
+        payload = m.encode_message(message)
+        self.transport.write(_pack(len(payload)) + payload)
+
+    def send_echoes(self, text, repeat):
+        """
+        Answer a C{say}. Many or large echoes are written only as fast as the
+        client reads them.
+        """
+        self._echoes = m.echo_payloads(text, repeat)
+        self._hold(ECHOING)
+        self._write_echoes()
+
+    def _write_echoes(self):
+        write = self.transport.write
+        for payload in self._echoes:
+            write(_pack(len(payload)) + payload)
+            if self._holds & OUTPUT:
+                return
+        self._echoes = None
+        self._release(ECHOING)
+
+    # IPushProducer: the transport tells us when the client stops reading.
+
+    def pauseProducing(self):
+        if not self.closing:
+            self._stalled_since = self.clock.seconds()
+            self._hold(OUTPUT)
+
+    def resumeProducing(self):
+        self._stalled_since = None
+        if self.closing or not self._holds & OUTPUT:
+            return
+        self._holds &= ~OUTPUT
+        if self._echoes is not None:
+            self._write_echoes()
+        else:
+            self._release(0)
+
+    def stopProducing(self):
+        self._echoes = None
+
+    # Holding back reading.
+
+    def _hold(self, reason):
+        self._holds |= reason
+        self.paused = True
+        if not self._delivering:
+            self._settle_reading()
+
+    def _release(self, reason):
+        self._holds &= ~reason
+        if self._holds or self.closing:
+            return
+        self.paused = False
+        if not self._delivering:  # (inside one, its loop just goes on)
+            self.dataReceived(b"")  # deliver what was held back
+
+    def _settle_reading(self):
+        """
+        Stop or restart reading from the socket to match C{paused}. Inside
+        a delivery this waits for its end (each change is a system call,
+        and most holds are released before then).
+        """
+        if self.closing:
+            return
+        if self.paused != self._reading_paused:
+            self._reading_paused = self.paused
+            if self.paused:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
+
+    # Closing.
+
+    def finish(self, *messages):
+        """
+        Send C{messages}, then close in stages so they reach a client that
+        is still sending (a plain close with unread input resets the
+        connection and destroys them): discard further input unread, close
+        our side once the output is flushed, and abort if that takes longer
+        than the linger time.
+        """
+        if self.closing:
+            return
+        for message in messages:
+            self.send(message)
+        self.closing = True
+        self._echoes = None
+        self.discard()
+        self.paused = True
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resumeProducing()  # read, to discard, not to reset
+        # Half-close where the transport can (TCP); else a plain close.
+        getattr(self.transport, "loseWriteConnection", self.transport.loseConnection)()
+        self._abort_call = self.clock.callLater(
+            self.factory.settings.linger, self.transport.abortConnection
+        )
+
+    def check_timeouts(self, now):
+        """
+        Close the connection if it overstayed one of its timeouts.
+        """
+        if self.closing:
+            return
+        settings = self.factory.settings
+        why = None
+        if self._stalled_since is not None:
+            if now - self._stalled_since >= settings.stall_timeout:
+                why = "not reading what the server sends"
+        elif self.session is not None and not self.session.ready:
+            if now - self.connected_at >= settings.login_timeout:
+                why = "took too long to identify or log in"
+        if why is None:
+            if self._partial_since is not None:
+                if now - self._partial_since >= settings.frame_timeout:
+                    why = "a message was left incomplete"
+            elif now - self.last_heard >= settings.idle_timeout:
+                why = "idle for too long"
+        if why is not None:
+            self.log.info("timeout for {peer}: {why}", peer=self._peer_text(), why=why)
+            self.finish(m.error(m.TIMEOUT, why), m.bye("Timed out; closing."))

@@ -1,0 +1,188 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The running server as Twisted services: the log file, the stores, and
+the listening port with its fallback to the next free port.
+"""
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.internet.error import CannotListenError
+from twisted.logger import (
+    FilteringLogObserver,
+    ILogObserver,
+    LogLevel,
+    LogLevelFilterPredicate,
+    Logger,
+    textFileLogObserver,
+)
+from twisted.python.logfile import LogFile
+
+log = Logger()
+
+
+def open_log(path, rotate_bytes, keep):
+    """
+    An observer writing info and above to C{path} (mode 0600), rotated
+    when it reaches C{rotate_bytes}, keeping C{keep} old files.
+    """
+    logfile = LogFile.fromFullPath(
+        path, rotateLength=rotate_bytes, maxRotatedFiles=keep, defaultMode=0o600
+    )
+    observer = FilteringLogObserver(
+        textFileLogObserver(logfile),
+        [LogLevelFilterPredicate(defaultLogLevel=LogLevel.info)],
+    )
+    return observer, logfile
+
+
+class EchoService(service.MultiService):
+    """
+    The whole server. Attached to a twistd C{Application}, it makes the log
+    file the application's log observer, so every service message (and
+    twistd's own) goes there and the console only shows the listening line.
+
+    @ivar console: where the listening line and start-up failures go: the
+        real standard output and error, captured before twistd redirects
+        them into the log.
+    """
+
+    def __init__(self, log_path, rotate_bytes, keep, console_out, console_err):
+        super().__init__()
+        self.log_path = log_path
+        self._rotate = rotate_bytes, keep
+        self.console_out = console_out
+        self.console_err = console_err
+        self.logfile = None
+
+    def setServiceParent(self, parent):
+        super().setServiceParent(parent)
+        if hasattr(parent, "setComponent"):
+            observer, self.logfile = open_log(self.log_path, *self._rotate)
+            parent.setComponent(ILogObserver, observer)
+
+    def privilegedStartService(self):
+        try:
+            super().privilegedStartService()
+        except StartupError as e:
+            log.error("cannot start: {why}", why=str(e))
+            self.console_err.write(f"echolab: {e}\n")
+            self.console_err.flush()
+            raise SystemExit(1)
+
+    def announce(self, line):
+        self.console_out.write(line + "\n")
+        self.console_out.flush()
+        log.info("{line}", line=line)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """
+        Stop the children one after the other, last started first: clients
+        get their C{bye} while the stores are still open.
+        """
+        service.Service.stopService(self)
+        for child in reversed(list(self)):
+            yield child.stopService()
+        log.info("stopped")
+        if self.logfile is not None:
+            self.logfile.close()
+
+
+class StartupError(Exception):
+    """
+    The server cannot start (a port, the data directory, the stores).
+    """
+
+
+class StoresService(service.Service):
+    """
+    Open the database before the port, and close it after.
+    """
+
+    def __init__(self, database, hasher=None):
+        self.database = database
+        self.hasher = hasher
+
+    def privilegedStartService(self):
+        from echotwist.store import StoreError
+
+        try:
+            self.database.open()
+        except (StoreError, OSError) as e:
+            raise StartupError(str(e)) from None
+        if self.hasher is not None:
+            self.hasher.start()
+        super().privilegedStartService()
+
+    def stopService(self):
+        super().stopService()
+        if self.hasher is not None:
+            self.hasher.stop()
+        self.database.close()
+
+
+def listen_with_fallback(reactor, factory, port, tries, interface, backlog):
+    """
+    Listen on C{port}, or the first free one of the C{tries} ports from it
+    (C{port} 0 takes any free port, in one try).
+
+    @return: the C{IListeningPort}.
+    @raise StartupError: when every port is taken.
+    """
+    last = port if port == 0 else min(65535, port + tries - 1)
+    for candidate in range(port, last + 1):
+        try:
+            return reactor.listenTCP(
+                candidate, factory, backlog=backlog, interface=interface
+            )
+        except CannotListenError as e:
+            log.info(
+                "port {port} on {interface} is taken: {why}",
+                port=candidate,
+                interface=interface,
+                why=str(e.socketError),
+            )
+            error = e
+    if last == port:
+        raise StartupError(f"cannot listen on {interface}:{port}: {error.socketError}")
+    raise StartupError(
+        f"cannot listen on {interface}: ports {port}-{last} are all taken"
+    )
+
+
+def format_address(host, port):
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+class ListenerService(service.Service):
+    """
+    Listen with fallback, then announce the port really got.
+    """
+
+    def __init__(self, reactor, factory, port, tries, interface, backlog, announce):
+        self.reactor = reactor
+        self.factory = factory
+        self.port = port
+        self.tries = tries
+        self.interface = interface
+        self.backlog = backlog
+        self.announce = announce
+        self.listening = None
+
+    def privilegedStartService(self):
+        self.listening = listen_with_fallback(
+            self.reactor, self.factory, self.port, self.tries, self.interface, self.backlog
+        )
+        host = self.listening.getHost()
+        self.announce(f"listening on {format_address(self.interface, host.port)}")
+        super().privilegedStartService()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self.listening is not None:
+            listening, self.listening = self.listening, None
+            yield listening.stopListening()
+        yield self.factory.say_goodbye()

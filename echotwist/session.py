@@ -1,0 +1,322 @@
+# -*- test-case-name: tests.test_session -*-
+"""
+What each message means at each point of a conversation (contract section
+4), one small state machine per mode.
+
+A session never sees bytes or frames: the protocol hands it decoded
+messages (L{echotwist.messages}) and it answers through its peer's
+C{send}, C{send_echoes} and C{finish}. A handler that starts slow work
+(a database write, a password hash) returns its L{Deferred}; the protocol
+holds the connection's next messages until it fires, so messages are
+handled one at a time, in order.
+"""
+
+from twisted.cred.error import UnauthorizedLogin
+from twisted.logger import Logger
+
+from echotwist import messages as m
+from echotwist.auth import LoginTaken, RateLimited
+
+# What kind of refusal counts against a connection's bad-message budget.
+_STRIKES = frozenset({m.BAD_MESSAGE, m.BAD_STATE, m.BAD_VALUE})
+
+
+class Session:
+    """
+    The part every mode shares: C{welcome}, C{say}, C{quit}, and refusing
+    what is out of turn while re-asking the pending question.
+
+    @ivar ready: true once the client may C{say} (after identification or
+        authentication in those modes).
+    @ivar pending: the field of the pending C{ask}, or L{None}.
+    """
+
+    mode = "echo"
+    log = Logger()
+    ready = False
+    pending = None
+    strikes = 0
+
+    def __init__(self, peer, server):
+        """
+        @param peer: the connection; provides C{send(message)},
+            C{send_echoes(text, repeat)}, C{finish(*messages)} and
+            C{address}, the client's IP address as text.
+        @param server: the factory: C{settings}, C{version} and the stores.
+        """
+        self.peer = peer
+        self.server = server
+
+    def start(self):
+        """
+        The connection is accepted: greet it with C{welcome}.
+        """
+        settings = self.server.settings
+        self.peer.send(
+            m.welcome(self.server.version, self.mode, settings.max_message)
+        )
+        return self.begin()
+
+    def begin(self):
+        """
+        Open the conversation after C{welcome}.
+        """
+        self.ready = True
+
+    def handle(self, message):
+        """
+        Answer one well-formed client message.
+
+        @return: L{None}, or a L{Deferred} that fires when it is answered.
+        """
+        return self._handlers[type(message)](self, message)
+
+    def refuse(self, code, text):
+        """
+        Send C{error}, then the pending question again; close the
+        connection once it has sent too many bad messages.
+        """
+        self.peer.send(m.error(code, text))
+        if code in _STRIKES:
+            self.strikes += 1
+            if self.strikes >= self.server.settings.max_bad_messages:
+                self.log.info(
+                    "closing {peer}: {count} refused messages",
+                    peer=self.peer.address,
+                    count=self.strikes,
+                )
+                self.peer.finish(
+                    m.error(m.TOO_MANY_ATTEMPTS, "too many refused messages"),
+                    m.bye("Too many refused messages; closing."),
+                )
+                return
+        if self.pending is not None:
+            self.peer.send(m.ask(self.pending))
+
+    def ask(self, field):
+        self.pending = field
+        self.peer.send(m.ask(field))
+
+    def end(self):
+        """
+        The connection is gone.
+        """
+
+    def on_say(self, message):
+        if not self.ready:
+            return self.refuse(m.BAD_STATE, self._not_ready)
+        why = m.check_repeat(message.repeat)
+        if why:
+            return self.refuse(m.BAD_VALUE, why)
+        self.peer.send_echoes(message.text, message.repeat)
+
+    def on_quit(self, message):
+        self.peer.finish(m.bye("Goodbye."))
+
+    def on_answer(self, message):
+        if message.field != self.pending:
+            if self.pending is None:
+                why = "no question is pending"
+            else:
+                why = f"the pending question is {self.pending!r}"
+            return self.refuse(m.BAD_STATE, why)
+        return self.answered(message.field, message.value)
+
+    def answered(self, field, value):
+        """
+        Take the answer C{value} to the pending question C{field}.
+        """
+        raise NotImplementedError()
+
+    def on_token(self, message):
+        return self.refuse(m.BAD_STATE, "token logins are for auth mode")
+
+    def on_logout(self, message):
+        return self.refuse(m.BAD_STATE, "logout is for auth mode")
+
+    _not_ready = "not ready for that yet"
+    _handlers = {
+        m.Say: on_say,
+        m.Quit: on_quit,
+        m.Answer: on_answer,
+        m.Token: on_token,
+        m.Logout: on_logout,
+    }
+
+
+class EchoSession(Session):
+    """
+    Echo mode: ready at once.
+    """
+
+
+class IdentSession(Session):
+    """
+    Ident mode (lab task 5): clients are known by their IP address; an
+    unknown one is asked its name, which is stored before it is greeted.
+    """
+
+    mode = "ident"
+    _not_ready = "identify first: answer the pending question"
+
+    def begin(self):
+        d = self.server.identities.name_for(self.peer.address)
+        d.addCallback(self._looked_up)
+        return d
+
+    def _looked_up(self, name):
+        if name is None:
+            self.ask("name")
+        else:
+            self._greet(name, known=True)
+
+    def answered(self, field, value):
+        name = value.strip()
+        why = m.check_name(name)
+        if why:
+            return self.refuse(m.BAD_VALUE, why)
+        d = self.server.identities.remember(self.peer.address, name)
+        d.addCallback(lambda _: self._greet(name, known=False))
+        return d
+
+    def _greet(self, name, known):
+        self.pending = None
+        self.ready = True
+        self.log.info(
+            "{peer} identified as {name} ({how})",
+            peer=self.peer.address,
+            name=name,
+            how="known" if known else "new",
+        )
+        self.peer.send(m.greet(name, known))
+
+
+class AuthSession(Session):
+    """
+    Auth mode (lab task 6): a login with a password, or a token from an
+    earlier C{auth_ok}; unknown logins register.
+
+    @ivar login: the login being answered for (as the client typed it).
+    @ivar account: the authenticated L{echotwist.auth.Account}.
+    @ivar token_digest: the digest of the token used or issued on this
+        connection, which C{logout} revokes.
+    @ivar failures: wrong passwords on this connection.
+    """
+
+    mode = "auth"
+    _not_ready = "log in first: answer the pending question"
+    login = None
+    account = None
+    token_digest = None
+    failures = 0
+    max_failures = 3  # the contract's number, not an option
+
+    def begin(self):
+        self.ask("login")
+
+    def answered(self, field, value):
+        return getattr(self, "_answer_" + field)(value)
+
+    def _answer_login(self, login):
+        why = m.check_login(login)
+        if why:
+            return self.refuse(m.BAD_VALUE, why)
+        d = self.server.accounts.registered_login(login)
+        d.addCallback(self._login_looked_up, login)
+        return d
+
+    def _login_looked_up(self, registered, login):
+        self.login = login
+        self.ask("new_password" if registered is None else "password")
+
+    def _answer_password(self, password):
+        d = self.server.accounts.login_with_password(
+            self.login, password, self.peer.address
+        )
+        d.addCallbacks(self._password_accepted, self._password_refused)
+        return d
+
+    def _password_accepted(self, account):
+        d = account.issue_token()
+        d.addCallback(self._authenticated, account, "password")
+        return d
+
+    def _password_refused(self, failure):
+        failure.trap(UnauthorizedLogin, RateLimited)
+        if failure.check(RateLimited):
+            return self.refuse(m.RATE_LIMITED, str(failure.value))
+        self.failures += 1
+        if self.failures >= self.max_failures:
+            self.peer.finish(
+                m.error(m.TOO_MANY_ATTEMPTS, "too many wrong passwords"),
+                m.bye("Too many wrong passwords; closing."),
+            )
+        else:
+            self.refuse(m.BAD_PASSWORD, "wrong password")
+
+    def _answer_new_password(self, password):
+        accounts = self.server.accounts
+        why = accounts.weakness(self.login, password)
+        if why:
+            return self.refuse(m.WEAK_PASSWORD, why)
+        d = accounts.register(self.login, password, self.peer.address)
+        d.addCallbacks(self._registered, self._not_registered)
+        return d
+
+    def _registered(self, account_and_token):
+        account, token = account_and_token
+        return self._authenticated(token, account, "register")
+
+    def _not_registered(self, failure):
+        failure.trap(LoginTaken, RateLimited)
+        if failure.check(RateLimited):
+            return self.refuse(m.RATE_LIMITED, str(failure.value))
+        # Another connection registered this login first: it is now a
+        # known login, so its password is what we need.
+        self.pending = "password"
+        self.refuse(m.BAD_VALUE, f"the login {self.login!r} was just taken")
+
+    def on_token(self, message):
+        if self.ready:
+            return self.refuse(m.BAD_STATE, "already logged in")
+        d = self.server.accounts.login_with_token(message.token, self.peer.address)
+        d.addCallbacks(self._token_accepted, self._token_refused)
+        return d
+
+    def _token_accepted(self, account_and_digest):
+        account, digest = account_and_digest
+        self.token_digest = digest
+        self._welcome_in(account, m.auth_ok(account.login, "token"))
+
+    def _token_refused(self, failure):
+        failure.trap(UnauthorizedLogin, RateLimited)
+        if failure.check(RateLimited):
+            return self.refuse(m.RATE_LIMITED, str(failure.value))
+        self.refuse(m.BAD_TOKEN, "the token is unknown, expired or revoked")
+
+    def _authenticated(self, token, account, via):
+        self.token_digest = token.digest
+        self._welcome_in(
+            account, m.auth_ok(account.login, via, token.value, token.expires)
+        )
+
+    def _welcome_in(self, account, auth_ok):
+        self.account = account
+        self.pending = None
+        self.ready = True
+        self.peer.send(auth_ok)
+        self.peer.send(m.greet(account.login, known=auth_ok["via"] != "register"))
+
+    def on_logout(self, message):
+        if not self.ready:
+            return self.refuse(m.BAD_STATE, "not logged in")
+        d = self.server.accounts.revoke(self.token_digest, self.peer.address)
+        d.addCallback(lambda _: self.peer.finish(m.bye("Logged out. Goodbye.")))
+        return d
+
+    _handlers = dict(Session._handlers)
+    _handlers[m.Token] = on_token
+    _handlers[m.Logout] = on_logout
+
+
+SESSIONS = {cls.mode: cls for cls in (EchoSession, IdentSession, AuthSession)}

@@ -1,0 +1,292 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The one way the server is built: L{Options} for the command line and
+L{makeService}, used by the twistd plugin (C{twistd -n echolab}) and by
+C{echo.tac} alike.
+"""
+
+import os
+import sys
+
+from twisted.application.internet import TimerService
+from twisted.python import usage
+
+from echotwist import messages, prompts
+from echotwist.auth import Accounts
+from echotwist.factory import EchoFactory
+from echotwist.passwords import (
+    DEFAULT_MEMORY_KIB,
+    DEFAULT_TIME_COST,
+    MIN_MEMORY_KIB,
+    MIN_TIME_COST,
+    Hasher,
+    make_context,
+)
+from echotwist.service import EchoService, ListenerService, StoresService
+from echotwist.settings import DAY, Settings
+from echotwist.store import CredentialStore, Database, IdentityStore
+from echotwist.throttle import Limits, LoginThrottle
+
+DEFAULT_PORT = 9090
+_defaults = Settings()
+_limits = Limits()
+
+
+def _checked(parse, doc):
+    """
+    A coercer for L{usage.Options}: C{parse} raises L{ValueError} with a
+    reason, which becomes a one-line usage error instead of a traceback.
+    """
+
+    def coerce(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+
+    coerce.coerceDoc = doc
+    return coerce
+
+
+def _number(kind, lowest, highest=None, unit=""):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+        if value != value or value < lowest or (highest is not None and value > highest):
+            bounds = f"at least {lowest}" if highest is None else f"{lowest}-{highest}"
+            raise ValueError(f"{text} is out of range ({bounds}{unit})")
+        return value
+
+    bounds = f"at least {lowest}" if highest is None else f"from {lowest} to {highest}"
+    what = "a whole number" if kind is int else "a number"
+    return _checked(parse, f"Must be {what} {bounds}{unit}.")
+
+
+def _port(text):
+    return prompts.parse_port(text)
+
+
+def _choice(*choices):
+    def parse(text):
+        if text not in choices:
+            raise ValueError(f"{text!r} is not one of: {', '.join(choices)}")
+        return text
+
+    return _checked(parse, f"One of: {', '.join(choices)}.")
+
+
+_seconds = _number(float, 1, unit=" seconds")
+
+
+class Options(usage.Options):
+    """
+    C{twistd echolab} options. Every limit has a default that suits a
+    single machine; see C{--help}.
+    """
+
+    synopsis = "[options]"
+    longdesc = (
+        "Serve the echolab protocol (length-prefixed JSON over TCP) in echo, "
+        "ident or auth mode. Service messages go to the log file; the console "
+        "shows the port really listened on."
+    )
+
+    optParameters = [
+        ["port", "p", None,
+         f"TCP port to listen on; 0 takes any free port [default: {DEFAULT_PORT}, "
+         "asked for when not given and standard input is a terminal].",
+         _checked(_port, "")],
+        ["port-tries", None, 10,
+         "Ports to try from --port, the first included, when it is taken.",
+         _number(int, 1, 1000)],
+        ["interface", None, "127.0.0.1", "IP address to listen on (IPv4 or IPv6).",
+         _checked(prompts.parse_interface, "")],
+        ["mode", "m", "auth", "echo, ident (by IP address) or auth (login).",
+         _choice(*messages.MODES)],
+        ["data-dir", "d", "echolab-data",
+         "Directory of the stores and the log, created with mode 0700."],
+        ["log-file", None, None, "Log file [default: echolab.log in --data-dir]."],
+        ["log-rotate-bytes", None, 10_000_000, "Rotate the log at this size.",
+         _number(int, 1000)],
+        ["log-keep", None, 5, "Rotated log files to keep.", _number(int, 1, 1000)],
+        ["max-message", None, _defaults.max_message,
+         "Largest message accepted, in bytes.", _number(int, 64, 64 * 1024 * 1024)],
+        ["max-connections", None, _defaults.max_connections,
+         "Connections served at once, in all.", _number(int, 1)],
+        ["max-per-address", None, _defaults.max_per_address,
+         "Connections served at once from one non-loopback address.",
+         _number(int, 1)],
+        ["backlog", None, 1024, "Listen backlog (pending connects).",
+         _number(int, 1, 65535)],
+        ["login-timeout", None, _defaults.login_timeout,
+         "Seconds to identify or log in.", _seconds],
+        ["idle-timeout", None, _defaults.idle_timeout,
+         "Seconds a connection may stay silent.", _seconds],
+        ["frame-timeout", None, _defaults.frame_timeout,
+         "Seconds a message may stay incomplete.", _seconds],
+        ["stall-timeout", None, _defaults.stall_timeout,
+         "Seconds a client may leave the server's replies unread.", _seconds],
+        ["linger", None, _defaults.linger,
+         "Seconds a closing connection may take to drain.", _number(float, 0)],
+        ["max-bad-messages", None, _defaults.max_bad_messages,
+         "Refused messages before a connection is closed.", _number(int, 1)],
+        ["token-ttl", None, _defaults.token_ttl,
+         "Seconds a session token stays valid.", _number(int, 1, 366 * DAY)],
+        ["hash-memory", None, DEFAULT_MEMORY_KIB,
+         "argon2id memory cost, KiB.", _number(int, MIN_MEMORY_KIB, 4 * 1024 * 1024)],
+        ["hash-time", None, DEFAULT_TIME_COST,
+         "argon2id time cost (passes).", _number(int, MIN_TIME_COST, 100)],
+        ["hash-threads", None, 0,
+         "Passwords hashed at once [default 0: one per CPU].", _number(int, 0, 256)],
+        ["throttle-login-address", None, _limits.per_login_address,
+         "Free failed logins of one login from one address.", _number(int, 1)],
+        ["throttle-login", None, _limits.per_login,
+         "Free failed logins of one login from all addresses.", _number(int, 1)],
+        ["throttle-address", None, _limits.per_address,
+         "Free failed password logins from one address.", _number(int, 1)],
+        ["throttle-tokens", None, _limits.tokens_per_address,
+         "Free refused tokens from one address.", _number(int, 1)],
+        ["throttle-max-block", None, _limits.max_block,
+         "Longest block after failed logins, seconds.", _seconds],
+    ]
+
+    # Read the port from a person: replaced in tests.
+    _stdin = sys.stdin
+    _stdout = sys.stdout
+
+    def postOptions(self):
+        if self["port"] is None:
+            self["port"] = self._ask_port()
+        self["data-dir"] = os.path.abspath(self["data-dir"])
+        try:
+            _make_private_dir(self["data-dir"])
+        except OSError as e:
+            raise usage.UsageError(f"--data-dir: {e}") from None
+        if self["log-file"] is None:
+            self["log-file"] = os.path.join(self["data-dir"], "echolab.log")
+        self["log-file"] = os.path.abspath(self["log-file"])
+
+    def _ask_port(self):
+        """
+        Lab task 2: ask a person for the port, if there is one to ask.
+        """
+        stdin = self._stdin
+        if stdin is None or not stdin.isatty():
+            return DEFAULT_PORT
+
+        def read(prompt):
+            self._stdout.write(prompt)
+            self._stdout.flush()
+            line = stdin.readline()
+            if not line:
+                raise EOFError()
+            return line
+
+        def write(line):
+            self._stdout.write(line + "\n")
+
+        try:
+            return prompts.ask("Port to listen on", DEFAULT_PORT, prompts.parse_port, read, write)
+        except (EOFError, KeyboardInterrupt):
+            self._stdout.write("\nNo port given; not starting.\n")
+            raise SystemExit(0)
+
+    def settings(self):
+        """
+        @rtype: L{Settings}
+        """
+        return Settings(
+            mode=self["mode"],
+            max_message=self["max-message"],
+            max_connections=self["max-connections"],
+            max_per_address=self["max-per-address"],
+            login_timeout=self["login-timeout"],
+            idle_timeout=self["idle-timeout"],
+            frame_timeout=self["frame-timeout"],
+            stall_timeout=self["stall-timeout"],
+            max_bad_messages=self["max-bad-messages"],
+            token_ttl=self["token-ttl"],
+            linger=self["linger"],
+        )
+
+    def limits(self):
+        """
+        @rtype: L{Limits}
+        """
+        return Limits(
+            per_login_address=self["throttle-login-address"],
+            per_login=self["throttle-login"],
+            per_address=self["throttle-address"],
+            tokens_per_address=self["throttle-tokens"],
+            max_block=self["throttle-max-block"],
+        )
+
+
+def _make_private_dir(path):
+    """
+    Create C{path} with mode 0700 if it is missing (whatever the umask).
+    """
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700)
+        os.chmod(path, 0o700)
+
+
+def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=None):
+    """
+    Build the server from parsed L{Options}.
+
+    @param reactor: the reactor to use [default: the global one].
+    @param stdout: where the listening line goes [default: the console,
+        captured now, before twistd redirects standard output to the log].
+    @param stderr: where start-up failures go [default: the console].
+    @param hash_context: a passlib context overriding the argon2id
+        parameters (tests use a cheap one; never the default).
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    settings = options.settings()
+    top = EchoService(
+        options["log-file"],
+        options["log-rotate-bytes"],
+        options["log-keep"],
+        stdout or sys.stdout,
+        stderr or sys.stderr,
+    )
+    identities = accounts = None
+    if settings.mode != "echo":
+        database = Database(os.path.join(options["data-dir"], "echolab.db"), reactor)
+        hasher = None
+        if settings.mode == "ident":
+            identities = IdentityStore(database, reactor)
+        else:
+            context = hash_context or make_context(
+                options["hash-memory"], options["hash-time"]
+            )
+            hasher = Hasher(context, reactor, options["hash-threads"])
+            credentials = CredentialStore(database, reactor)
+            accounts = Accounts(
+                credentials,
+                hasher,
+                LoginThrottle(reactor, options.limits()),
+                reactor,
+                settings.token_ttl,
+            )
+        StoresService(database, hasher).setServiceParent(top)
+        if accounts is not None:
+            cleaner = TimerService(3600, credentials.forget_expired)
+            cleaner.clock = reactor
+            cleaner.setServiceParent(top)
+    factory = EchoFactory(settings, reactor, identities, accounts)
+    ListenerService(
+        reactor,
+        factory,
+        options["port"],
+        options["port-tries"],
+        options["interface"],
+        options["backlog"],
+        top.announce,
+    ).setServiceParent(top)
+    top.factory = factory
+    return top

@@ -1,0 +1,214 @@
+"""
+What many tests share: servers built the way the real one is (with a
+cheap password hash and, for unit tests, stores that answer at once), and
+clients that speak frames.
+"""
+
+import os
+
+from twisted.internet import defer, reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+
+from echotwist.auth import Accounts
+from echotwist.factory import EchoFactory
+from echotwist.framing import FrameReceiver
+from echotwist.passwords import Hasher, _context
+from echotwist.settings import Settings
+from echotwist.store import CredentialStore, Database, IdentityStore
+from echotwist.throttle import Limits, LoginThrottle
+from echotwist.wire import HEADER, decode_message, encode_message
+
+
+def cheap_context():
+    """
+    argon2id at its cheapest (about a millisecond): for tests only, which
+    hash hundreds of passwords. Production refuses these parameters.
+    """
+    return _context(memory_kib=1024, time_cost=1)
+
+
+def frame(message):
+    """
+    One framed message from a dict (or raw bytes as the payload).
+    """
+    payload = message if isinstance(message, bytes) else encode_message(message)
+    return HEADER.pack(len(payload)) + payload
+
+
+def unframe(data):
+    """
+    Split bytes written by a server into messages, checking that nothing
+    is left over.
+    """
+    messages = []
+    offset = 0
+    while offset < len(data):
+        (length,) = HEADER.unpack_from(data, offset)
+        payload = data[offset + 4 : offset + 4 + length]
+        assert len(payload) == length, "truncated frame"
+        messages.append(decode_message(payload))
+        offset += 4 + length
+    return messages
+
+
+class InlineDatabase(Database):
+    """
+    A L{Database} that runs each call at once on the calling thread, so
+    unit tests of sessions and stores are synchronous (the real one runs
+    them on its own thread; end-to-end tests use that).
+    """
+
+    def open(self):
+        from echotwist.store import open_database
+
+        self._db = open_database(self.path)
+
+    def close(self):
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def run(self, function, *args):
+        return defer.maybeDeferred(function, *args)
+
+
+class InlineHasher(Hasher):
+    """
+    A L{Hasher} hashing at once on the calling thread.
+    """
+
+    def _run(self, function, *args):
+        return defer.maybeDeferred(function, *args)
+
+
+def make_factory(
+    testcase, mode="echo", clock=None, settings=None, limits=None, **overrides
+):
+    """
+    A server factory as C{makeService} builds it, with synchronous stores in
+    a temporary directory and a cheap hash.
+    """
+    clock = clock or Clock()
+    settings = settings or Settings(mode=mode, **overrides)
+    identities = accounts = None
+    if mode != "echo":
+        path = os.path.join(testcase.mktemp())
+        os.makedirs(path)
+        database = InlineDatabase(os.path.join(path, "echolab.db"), None)
+        database.open()
+        testcase.addCleanup(database.close)
+        identities = IdentityStore(database, clock)
+        accounts = Accounts(
+            CredentialStore(database, clock),
+            InlineHasher(cheap_context(), None),
+            LoginThrottle(clock, limits or Limits()),
+            clock,
+            settings.token_ttl,
+        )
+    return EchoFactory(settings, clock, identities, accounts)
+
+
+class HalfCloseableTransport(StringTransport):
+    """
+    A L{StringTransport} that, like TCP, can close its writing side alone.
+    """
+
+    write_closed = False
+
+    def loseWriteConnection(self):
+        self.write_closed = True
+
+
+class Conversation:
+    """
+    One server connection over a L{StringTransport}: send messages, read
+    the replies as dicts.
+    """
+
+    def __init__(self, factory, host="10.0.0.7", port=40000):
+        self.factory = factory
+        self.transport = HalfCloseableTransport(peerAddress=IPv4Address("TCP", host, port))
+        self.protocol = factory.buildProtocol(self.transport.getPeer())
+        self.protocol.makeConnection(self.transport)
+
+    def send(self, *messages):
+        self.protocol.dataReceived(b"".join(frame(m) for m in messages))
+
+    def send_bytes(self, data):
+        self.protocol.dataReceived(data)
+
+    def replies(self):
+        """
+        The messages written since the last call.
+        """
+        data = self.transport.value()
+        self.transport.clear()
+        return unframe(data)
+
+    def types(self):
+        return [r["type"] for r in self.replies()]
+
+    @property
+    def closing(self):
+        """
+        Whether the server began closing (a half-close or an abort).
+        """
+        return self.protocol.closing
+
+    def lose(self):
+        from twisted.internet.error import ConnectionDone
+        from twisted.python.failure import Failure
+
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+
+class MessageClient(FrameReceiver):
+    """
+    A Twisted client for end-to-end tests: every message received goes to a
+    L{defer.DeferredQueue}.
+    """
+
+    MAX_LENGTH = 8 * 65536
+
+    def connectionMade(self):
+        self.queue = defer.DeferredQueue()
+        self.lost = defer.Deferred()
+
+    def stringReceived(self, payload):
+        self.queue.put(decode_message(payload))
+
+    def connectionLost(self, reason):
+        self.lost.callback(None)
+
+    def send(self, message):
+        self.sendString(encode_message(message))
+
+    def next(self, timeout=10):
+        """
+        The next message, failing the test if none comes within C{timeout}.
+        """
+        d = self.queue.get()
+        timer = reactor.callLater(timeout, d.cancel)
+        d.addBoth(lambda r: (timer.active() and timer.cancel(), r)[1])
+        return d
+
+    @defer.inlineCallbacks
+    def next_of(self, kind):
+        """
+        Skip messages until one of type C{kind}.
+        """
+        while True:
+            message = yield self.next()
+            if message["type"] == kind:
+                return message
+
+
+def connect(port, host="127.0.0.1"):
+    """
+    @return: a L{Deferred} firing with a L{MessageClient} connected over
+        real loopback TCP.
+    """
+    return connectProtocol(TCP4ClientEndpoint(reactor, host, port), MessageClient())

@@ -1,0 +1,374 @@
+"""
+Tests for L{echotwist.protocol}: one connection in echo mode over a
+L{StringTransport}: what it answers, what it refuses, and how it closes.
+"""
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist import __version__
+from echotwist.protocol import peer_host
+from echotwist.wire import HEADER
+from tests.helpers import Conversation, frame, make_factory
+
+
+class EchoModeTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.factory = make_factory(self, "echo", clock=self.clock)
+        self.c = Conversation(self.factory)
+
+    def test_welcome_first(self):
+        """
+        The first frame of every connection is C{welcome}, at once.
+        """
+        self.assertEqual(
+            self.c.replies(),
+            [
+                {
+                    "type": "welcome",
+                    "server": "echolab",
+                    "version": __version__,
+                    "mode": "echo",
+                    "max_message": 65536,
+                }
+            ],
+        )
+
+    def test_say_echo(self):
+        """
+        Each C{say} gets one C{echo} with its text, in order.
+        """
+        self.c.replies()
+        self.c.send({"type": "say", "text": "one"}, {"type": "say", "text": "привет 🌍"})
+        self.assertEqual(
+            self.c.replies(),
+            [{"type": "echo", "text": "one"}, {"type": "echo", "text": "привет 🌍"}],
+        )
+
+    def test_repeat(self):
+        """
+        One C{say} with C{repeat} 4 gets four numbered echoes (lab task 8).
+        """
+        self.c.replies()
+        self.c.send({"type": "say", "text": "four", "repeat": 4})
+        self.assertEqual(
+            self.c.replies(),
+            [{"type": "echo", "text": "four", "n": n, "of": 4} for n in range(1, 5)],
+        )
+
+    def test_repeat_one(self):
+        """
+        C{repeat} 1 is the same as no C{repeat}: no C{n}, no C{of}.
+        """
+        self.c.replies()
+        self.c.send({"type": "say", "text": "x", "repeat": 1})
+        self.assertEqual(self.c.replies(), [{"type": "echo", "text": "x"}])
+
+    def test_repeat_bounds(self):
+        """
+        C{repeat} outside 1..100 is C{bad_value}; 100 is fine.
+        """
+        self.c.replies()
+        for repeat in (0, -5, 101, 10**30):
+            self.c.send({"type": "say", "text": "x", "repeat": repeat})
+            [reply] = self.c.replies()
+            self.assertEqual((reply["type"], reply["code"]), ("error", "bad_value"))
+        self.c.send({"type": "say", "text": "x", "repeat": 100})
+        self.assertEqual(len(self.c.replies()), 100)
+        self.assertFalse(self.c.closing)
+
+    def test_bad_messages_keep_connection(self):
+        """
+        Malformed messages get C{bad_message} and the connection stays open.
+        """
+        self.c.replies()
+        for payload in [b"", b"\xff", b"[1]", b'{"type":"nope"}', b'{"type":"say"}']:
+            self.c.send_bytes(frame(payload))
+            [reply] = self.c.replies()
+            self.assertEqual(reply["code"], "bad_message", payload)
+        self.c.send({"type": "say", "text": "still here"})
+        self.assertEqual(self.c.replies(), [{"type": "echo", "text": "still here"}])
+
+    def test_out_of_turn(self):
+        """
+        In echo mode C{answer}, C{token} and C{logout} are C{bad_state}.
+        """
+        self.c.replies()
+        for message in [
+            {"type": "answer", "field": "name", "value": "x"},
+            {"type": "token", "token": "abc"},
+            {"type": "logout"},
+        ]:
+            self.c.send(message)
+            [reply] = self.c.replies()
+            self.assertEqual(reply["code"], "bad_state")
+
+    def test_message_before_state(self):
+        """
+        A malformed message is C{bad_message} even where its type would be
+        out of turn (well-formedness is judged first).
+        """
+        self.c.replies()
+        self.c.send({"type": "token", "token": 5})
+        self.assertEqual(self.c.replies()[0]["code"], "bad_message")
+
+    def test_quit(self):
+        """
+        C{quit} gets C{bye}, then the server closes.
+        """
+        self.c.replies()
+        self.c.send({"type": "quit"}, {"type": "say", "text": "ignored"})
+        self.assertEqual(self.c.types(), ["bye"])
+        self.assertTrue(self.c.closing)
+
+    def test_too_large(self):
+        """
+        A length over the limit gets C{too_large} and a close, no C{bye};
+        what follows is not read.
+        """
+        for length in (65537, 2**31, 2**32 - 1):
+            c = Conversation(self.factory)
+            c.replies()
+            c.send_bytes(HEADER.pack(length) + b"x" * 100)
+            c.send_bytes(frame({"type": "say", "text": "late"}))
+            [reply] = c.replies()
+            self.assertEqual(reply["code"], "too_large")
+            self.assertTrue(c.closing)
+
+    def test_limit_from_settings(self):
+        """
+        The limit is C{max_message}; a payload of exactly that size is
+        accepted.
+        """
+        factory = make_factory(self, "echo", max_message=100)
+        c = Conversation(factory)
+        self.assertEqual(c.replies()[0]["max_message"], 100)
+        payload = b'{"type":"say","text":"' + b"x" * 76 + b'"}'
+        self.assertEqual(len(payload), 100)
+        c.send_bytes(frame(payload))
+        self.assertEqual(c.types(), ["echo"])
+        c.send_bytes(frame(payload + b" "))
+        self.assertEqual(c.replies()[0]["code"], "too_large")
+
+    def test_split_anywhere(self):
+        """
+        Messages split at every byte offset give the same replies.
+        """
+        stream = frame({"type": "say", "text": "ab"}) + frame({"type": "say", "text": "cd"})
+        for cut in range(len(stream) + 1):
+            c = Conversation(self.factory)
+            c.replies()
+            c.send_bytes(stream[:cut])
+            c.send_bytes(stream[cut:])
+            self.assertEqual(
+                [r["text"] for r in c.replies()], ["ab", "cd"], f"cut at {cut}"
+            )
+
+    def test_too_many_bad_messages(self):
+        """
+        After C{max_bad_messages} refusals the connection is closed.
+        """
+        factory = make_factory(self, "echo", max_bad_messages=3)
+        c = Conversation(factory)
+        c.replies()
+        c.send_bytes(frame(b"x") * 2)
+        self.assertFalse(c.closing)
+        c.send_bytes(frame(b"x"))
+        self.assertEqual(c.types(), ["error", "error", "error", "error", "bye"])
+        self.assertTrue(c.closing)
+
+
+class ClosingTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.factory = make_factory(self, "echo", clock=self.clock, linger=5)
+        self.c = Conversation(self.factory)
+        self.c.replies()
+
+    def test_half_close_then_abort(self):
+        """
+        Closing flushes our side and waits for the client; a client that
+        does not close is aborted after the linger time.
+        """
+        self.c.send({"type": "quit"})
+        self.assertEqual(self.c.transport.disconnecting, False)
+        self.clock.advance(4.9)
+        self.assertFalse(self.c.transport.disconnecting)
+        self.clock.advance(0.2)
+        self.assertTrue(self.c.transport.disconnecting)
+
+    def test_input_discarded_while_closing(self):
+        """
+        What a closing connection receives is read and discarded.
+        """
+        self.c.send({"type": "quit"})
+        self.c.replies()
+        self.c.send({"type": "say", "text": "more"})
+        self.assertEqual(self.c.replies(), [])
+
+    def test_lost_cancels_abort(self):
+        """
+        When the client closes first, no abort stays scheduled.
+        """
+        self.c.send({"type": "quit"})
+        self.c.lose()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class HoldTests(SynchronousTestCase):
+    """
+    Messages wait while one is being worked on, and reading stops while
+    the client does not read.
+    """
+
+    def setUp(self):
+        self.factory = make_factory(self, "echo")
+        self.c = Conversation(self.factory)
+        self.c.replies()
+
+    def test_waits_for_slow_work(self):
+        """
+        While a handler's L{Deferred} is pending, later messages wait, and
+        are answered in order once it fires.
+        """
+        slow = defer.Deferred()
+        session = self.c.protocol.session
+        original = session.handle
+
+        def handle(message):
+            if message.text == "slow":
+                return slow.addCallback(lambda _: session.peer.send({"type": "done"}))
+            return original(message)
+
+        session.handle = handle
+        self.c.send({"type": "say", "text": "slow"}, {"type": "say", "text": "next"})
+        self.assertEqual(self.c.replies(), [])
+        self.assertEqual(self.c.transport.producerState, "paused")
+        slow.callback(None)
+        self.assertEqual(
+            self.c.replies(), [{"type": "done"}, {"type": "echo", "text": "next"}]
+        )
+        self.assertEqual(self.c.transport.producerState, "producing")
+
+    def test_client_not_reading(self):
+        """
+        When the transport says its buffer is full, echoes stop being written
+        and messages stop being read; both go on when it drains.
+        """
+        protocol = self.c.protocol
+        written = []
+        protocol.transport.write = lambda data: (
+            written.append(data),
+            len(written) == 3 and protocol.pauseProducing(),
+        )
+        self.c.send(
+            {"type": "say", "text": "x", "repeat": 10}, {"type": "say", "text": "after"}
+        )
+        self.assertEqual(len(written), 3)
+        self.assertEqual(self.c.transport.producerState, "paused")
+        protocol.resumeProducing()
+        self.assertEqual(len(written), 11)
+        self.assertEqual(self.c.transport.producerState, "producing")
+
+    def test_server_error(self):
+        """
+        An internal failure answers C{server_error}; the connection stays
+        open and the next message is served.
+        """
+        session = self.c.protocol.session
+        original = session.handle
+        session.handle = lambda message: 1 / 0
+        self.c.send({"type": "say", "text": "boom"})
+        self.assertEqual(self.c.replies()[0]["code"], "server_error")
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        session.handle = original
+        self.c.send({"type": "say", "text": "fine"})
+        self.assertEqual(self.c.replies(), [{"type": "echo", "text": "fine"}])
+
+
+class TimeoutTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.factory = make_factory(
+            self,
+            "echo",
+            clock=self.clock,
+            idle_timeout=300,
+            frame_timeout=60,
+        )
+        self.factory.startFactory()
+        self.addCleanup(self.factory.stopFactory)
+        self.c = Conversation(self.factory)
+        self.c.replies()
+
+    def test_idle(self):
+        """
+        A connection silent for C{idle_timeout} gets C{timeout} and C{bye}.
+        """
+        self.clock.advance(299)
+        self.c.send({"type": "say", "text": "still here"})
+        self.c.replies()
+        self.clock.pump([1] * 299)
+        self.assertFalse(self.c.closing)
+        self.clock.pump([1, 1])
+        self.assertEqual(
+            [(r["type"], r.get("code")) for r in self.c.replies()],
+            [("error", "timeout"), ("bye", None)],
+        )
+        self.assertTrue(self.c.closing)
+
+    def test_incomplete_frame(self):
+        """
+        Half a message held for C{frame_timeout} gets C{timeout}.
+        """
+        self.c.send_bytes(frame({"type": "say", "text": "abc"})[:7])
+        self.clock.pump([1] * 59)
+        self.assertFalse(self.c.closing)
+        self.clock.pump([1, 1])
+        self.assertEqual(self.c.replies()[0]["code"], "timeout")
+
+
+class LimitTests(SynchronousTestCase):
+    def test_busy_total(self):
+        """
+        A connection over C{max_connections} gets C{busy} and C{bye}
+        instead of C{welcome}; a freed slot is reused.
+        """
+        factory = make_factory(self, "echo", max_connections=2)
+        first = Conversation(factory)
+        Conversation(factory)
+        third = Conversation(factory)
+        self.assertEqual(
+            [(r["type"], r.get("code")) for r in third.replies()],
+            [("error", "busy"), ("bye", None)],
+        )
+        first.lose()
+        third.lose()
+        self.assertEqual(Conversation(factory).types(), ["welcome"])
+
+    def test_busy_per_address(self):
+        """
+        More than C{max_per_address} from one address are refused; other
+        addresses and loopback are not.
+        """
+        factory = make_factory(self, "echo", max_per_address=2)
+        for _ in range(2):
+            Conversation(factory, host="192.0.2.1")
+        self.assertEqual(Conversation(factory, host="192.0.2.1").replies()[0]["code"], "busy")
+        self.assertEqual(Conversation(factory, host="192.0.2.2").types(), ["welcome"])
+        for _ in range(3):
+            self.assertEqual(Conversation(factory, host="127.0.0.1").types(), ["welcome"])
+
+
+class PeerHostTests(SynchronousTestCase):
+    def test_ipv4_mapped(self):
+        """
+        IPv4-mapped IPv6 addresses count as the IPv4 address.
+        """
+        from twisted.internet.address import IPv4Address, IPv6Address
+
+        self.assertEqual(peer_host(IPv4Address("TCP", "10.1.2.3", 1)), "10.1.2.3")
+        self.assertEqual(peer_host(IPv6Address("TCP", "::ffff:10.1.2.3", 1)), "10.1.2.3")
+        self.assertEqual(peer_host(IPv6Address("TCP", "2001:DB8::1", 1)), "2001:db8::1")
