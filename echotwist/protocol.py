@@ -89,15 +89,15 @@ class ServerProtocol(FrameReceiver):
         if self._abort_call is not None and self._abort_call.active():
             self._abort_call.cancel()
         self._echoes = None
+        if self.session is not None:
+            self.session.end()
         if self.counted:
-            self.factory.release(self)
             self.log.info(
                 "disconnected {peer}: {why}",
                 peer=self._peer_text(),
                 why=reason.getErrorMessage(),
             )
-        if self.session is not None:
-            self.session.end()
+            self.factory.release(self)  # last: it may let the server stop
 
     def _peer_text(self):
         peer = self.transport.getPeer()

@@ -32,40 +32,24 @@ _defaults = Settings()
 _limits = Limits()
 
 
-def _checked(parse, doc):
-    """
-    A coercer for L{usage.Options}: C{parse} raises L{ValueError} with a
-    reason, which becomes a one-line usage error instead of a traceback.
-    """
-
-    def coerce(text):
-        try:
-            return parse(text)
-        except ValueError as e:
-            raise usage.UsageError(str(e)) from None
-
-    coerce.coerceDoc = doc
-    return coerce
-
-
 def _number(kind, lowest, highest=None, unit=""):
+    """
+    A parser for a number in bounds, and the help text describing them.
+    """
+    what = "a whole number" if kind is int else "a number"
+    bounds = f"at least {lowest}" if highest is None else f"{lowest}-{highest}"
+
     def parse(text):
         try:
             value = kind(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
+            raise ValueError(f"{text!r} is not {what}") from None
         if value != value or value < lowest or (highest is not None and value > highest):
-            bounds = f"at least {lowest}" if highest is None else f"{lowest}-{highest}"
             raise ValueError(f"{text} is out of range ({bounds}{unit})")
         return value
 
-    bounds = f"at least {lowest}" if highest is None else f"from {lowest} to {highest}"
-    what = "a whole number" if kind is int else "a number"
-    return _checked(parse, f"Must be {what} {bounds}{unit}.")
-
-
-def _port(text):
-    return prompts.parse_port(text)
+    parse.doc = f"Must be {what}, {bounds}{unit}."
+    return parse
 
 
 def _choice(*choices):
@@ -74,10 +58,29 @@ def _choice(*choices):
             raise ValueError(f"{text!r} is not one of: {', '.join(choices)}")
         return text
 
-    return _checked(parse, f"One of: {', '.join(choices)}.")
+    return parse
+
+
+def _option(name, default, doc, parse=None, short=None):
+    """
+    A row of L{usage.Options.optParameters} whose coercer turns a
+    L{ValueError} into a one-line usage error naming the option.
+    """
+    if parse is None:
+        return [name, short, default, doc]
+
+    def coerce(text):
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise usage.UsageError(f"--{name}: {e}") from None
+
+    coerce.coerceDoc = getattr(parse, "doc", "")
+    return [name, short, default, doc, coerce]
 
 
 _seconds = _number(float, 1, unit=" seconds")
+_count = _number(int, 1)
 
 
 class Options(usage.Options):
@@ -94,63 +97,77 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["port", "p", None,
-         f"TCP port to listen on; 0 takes any free port [default: {DEFAULT_PORT}, "
-         "asked for when not given and standard input is a terminal].",
-         _checked(_port, "")],
-        ["port-tries", None, 10,
-         "Ports to try from --port, the first included, when it is taken.",
-         _number(int, 1, 1000)],
-        ["interface", None, "127.0.0.1", "IP address to listen on (IPv4 or IPv6).",
-         _checked(prompts.parse_interface, "")],
-        ["mode", "m", "auth", "echo, ident (by IP address) or auth (login).",
-         _choice(*messages.MODES)],
-        ["data-dir", "d", "echolab-data",
-         "Directory of the stores and the log, created with mode 0700."],
-        ["log-file", None, None, "Log file [default: echolab.log in --data-dir]."],
-        ["log-rotate-bytes", None, 10_000_000, "Rotate the log at this size.",
-         _number(int, 1000)],
-        ["log-keep", None, 5, "Rotated log files to keep.", _number(int, 1, 1000)],
-        ["max-message", None, _defaults.max_message,
-         "Largest message accepted, in bytes.", _number(int, 64, 64 * 1024 * 1024)],
-        ["max-connections", None, _defaults.max_connections,
-         "Connections served at once, in all.", _number(int, 1)],
-        ["max-per-address", None, _defaults.max_per_address,
-         "Connections served at once from one non-loopback address.",
-         _number(int, 1)],
-        ["backlog", None, 1024, "Listen backlog (pending connects).",
-         _number(int, 1, 65535)],
-        ["login-timeout", None, _defaults.login_timeout,
-         "Seconds to identify or log in.", _seconds],
-        ["idle-timeout", None, _defaults.idle_timeout,
-         "Seconds a connection may stay silent.", _seconds],
-        ["frame-timeout", None, _defaults.frame_timeout,
-         "Seconds a message may stay incomplete.", _seconds],
-        ["stall-timeout", None, _defaults.stall_timeout,
-         "Seconds a client may leave the server's replies unread.", _seconds],
-        ["linger", None, _defaults.linger,
-         "Seconds a closing connection may take to drain.", _number(float, 0)],
-        ["max-bad-messages", None, _defaults.max_bad_messages,
-         "Refused messages before a connection is closed.", _number(int, 1)],
-        ["token-ttl", None, _defaults.token_ttl,
-         "Seconds a session token stays valid.", _number(int, 1, 366 * DAY)],
-        ["hash-memory", None, DEFAULT_MEMORY_KIB,
-         "argon2id memory cost, KiB.", _number(int, MIN_MEMORY_KIB, 4 * 1024 * 1024)],
-        ["hash-time", None, DEFAULT_TIME_COST,
-         "argon2id time cost (passes).", _number(int, MIN_TIME_COST, 100)],
-        ["hash-threads", None, 0,
-         "Passwords hashed at once [default 0: one per CPU].", _number(int, 0, 256)],
-        ["throttle-login-address", None, _limits.per_login_address,
-         "Free failed logins of one login from one address.", _number(int, 1)],
-        ["throttle-login", None, _limits.per_login,
-         "Free failed logins of one login from all addresses.", _number(int, 1)],
-        ["throttle-address", None, _limits.per_address,
-         "Free failed password logins from one address.", _number(int, 1)],
-        ["throttle-tokens", None, _limits.tokens_per_address,
-         "Free refused tokens from one address.", _number(int, 1)],
-        ["throttle-max-block", None, _limits.max_block,
-         "Longest block after failed logins, seconds.", _seconds],
+        _option("port", None,
+                "TCP port to listen on; 0 takes any free port [default: "
+                f"{DEFAULT_PORT}; asked for when not given on a terminal].",
+                prompts.parse_port, short="p"),
+        _option("port-tries", 10,
+                "Ports to try from --port, the first included, when it is taken.",
+                _number(int, 1, 1000)),
+        _option("interface", "127.0.0.1", "IP address to listen on (IPv4 or IPv6).",
+                prompts.parse_interface),
+        _option("mode", "auth", "echo, ident (by IP address) or auth (login).",
+                _choice(*messages.MODES), short="m"),
+        _option("data-dir", "echolab-data",
+                "Directory of the stores and the log, created with mode 0700.",
+                short="d"),
+        _option("log-file", None, "Log file [default: echolab.log in --data-dir]."),
+        _option("log-rotate-bytes", 10_000_000, "Rotate the log at this size.",
+                _number(int, 1000)),
+        _option("log-keep", 5, "Rotated log files to keep.", _number(int, 1, 1000)),
+        _option("max-message", _defaults.max_message,
+                "Largest message accepted, in bytes.", _number(int, 64, 64 * 1024 * 1024)),
+        _option("max-connections", _defaults.max_connections,
+                "Connections served at once, in all.", _count),
+        _option("max-per-address", _defaults.max_per_address,
+                "Connections served at once from one non-loopback address.", _count),
+        _option("backlog", 1024, "Listen backlog (pending connects).",
+                _number(int, 1, 65535)),
+        _option("login-timeout", _defaults.login_timeout,
+                "Seconds to identify or log in.", _seconds),
+        _option("idle-timeout", _defaults.idle_timeout,
+                "Seconds a connection may stay silent.", _seconds),
+        _option("frame-timeout", _defaults.frame_timeout,
+                "Seconds a message may stay incomplete.", _seconds),
+        _option("stall-timeout", _defaults.stall_timeout,
+                "Seconds a client may leave the server's replies unread.", _seconds),
+        _option("linger", _defaults.linger,
+                "Seconds a closing connection may take to drain.", _number(float, 0)),
+        _option("max-bad-messages", _defaults.max_bad_messages,
+                "Refused messages before a connection is closed.", _count),
+        _option("token-ttl", _defaults.token_ttl,
+                "Seconds a session token stays valid.", _number(int, 1, 366 * DAY)),
+        _option("hash-memory", DEFAULT_MEMORY_KIB, "argon2id memory cost, KiB.",
+                _number(int, MIN_MEMORY_KIB, 4 * 1024 * 1024)),
+        _option("hash-time", DEFAULT_TIME_COST, "argon2id time cost (passes).",
+                _number(int, MIN_TIME_COST, 100)),
+        _option("hash-threads", 0, "Passwords hashed at once (0: one per CPU).",
+                _number(int, 0, 256)),
+        _option("throttle-login-address", _limits.per_login_address,
+                "Free failed logins of one login from one address.", _count),
+        _option("throttle-login", _limits.per_login,
+                "Free failed logins of one login from all addresses.", _count),
+        _option("throttle-address", _limits.per_address,
+                "Free failed password logins from one address.", _count),
+        _option("throttle-tokens", _limits.tokens_per_address,
+                "Free refused tokens from one address.", _count),
+        _option("throttle-max-block", _limits.max_block,
+                "Longest block after failed logins, seconds.", _seconds),
     ]
+
+    def parseOptions(self, options=None):
+        """
+        Under twistd (as its C{echolab} subcommand), a bad option is one line
+        on standard error and exit status 2, instead of twistd's whole usage
+        text.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            if getattr(self, "parent", None) is None:
+                raise
+            sys.stderr.write(f"twistd echolab: {e} (see twistd echolab --help)\n")
+            raise SystemExit(2)
 
     # Read the port from a person: replaced in tests.
     _stdin = sys.stdin
@@ -188,7 +205,9 @@ class Options(usage.Options):
             self._stdout.write(line + "\n")
 
         try:
-            return prompts.ask("Port to listen on", DEFAULT_PORT, prompts.parse_port, read, write)
+            return prompts.ask(
+                "Port to listen on", DEFAULT_PORT, prompts.parse_port, read, write
+            )
         except (EOFError, KeyboardInterrupt):
             self._stdout.write("\nNo port given; not starting.\n")
             raise SystemExit(0)

@@ -1,0 +1,195 @@
+"""
+Tests for L{echotwist.service}: port fallback (lab task 4), the listening
+line, start-up failures as one line, and the log file (lab task 3).
+"""
+
+import io
+import os
+import socket
+
+from twisted.application.service import Application
+from twisted.internet import reactor
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory
+from twisted.internet.testing import MemoryReactor
+from twisted.logger import ILogObserver, Logger
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from echotwist.service import (
+    EchoService,
+    ListenerService,
+    StartupError,
+    StoresService,
+    listen_with_fallback,
+)
+from echotwist.store import Database
+
+
+class BusyReactor(MemoryReactor):
+    """
+    A L{MemoryReactor} on which some ports are taken.
+    """
+
+    def __init__(self, busy):
+        super().__init__()
+        self.busy = set(busy)
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        if port in self.busy:
+            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+        return super().listenTCP(port, factory, backlog, interface)
+
+
+class FallbackTests(SynchronousTestCase):
+    def test_first_free(self):
+        """
+        Taken ports are skipped; the first free one is used, on the given
+        interface and backlog.
+        """
+        r = BusyReactor({9090, 9091})
+        port = listen_with_fallback(r, Factory(), 9090, 10, "127.0.0.1", 1024)
+        self.assertEqual(port.getHost().port, 9092)
+        self.assertEqual([s[0] for s in r.tcpServers], [9092])
+        self.assertEqual(r.tcpServers[0][2:], (1024, "127.0.0.1"))
+
+    def test_tries_include_first(self):
+        """
+        C{tries} counts the first port: with 3 tries, 9090-9092.
+        """
+        r = BusyReactor({9090, 9091, 9092})
+        e = self.assertRaises(
+            StartupError, listen_with_fallback, r, Factory(), 9090, 3, "127.0.0.1", 50
+        )
+        self.assertEqual(str(e), "cannot listen on 127.0.0.1: ports 9090-9092 are all taken")
+
+    def test_any_port(self):
+        """
+        Port 0 (any free port) is one try.
+        """
+        r = BusyReactor({0})
+        e = self.assertRaises(
+            StartupError, listen_with_fallback, r, Factory(), 0, 10, "::1", 50
+        )
+        self.assertIn("cannot listen on ::1:0", str(e))
+
+    def test_top_port(self):
+        """
+        Fallback stops at port 65535.
+        """
+        r = BusyReactor({65534, 65535})
+        e = self.assertRaises(
+            StartupError, listen_with_fallback, r, Factory(), 65534, 10, "127.0.0.1", 50
+        )
+        self.assertIn("65534-65535", str(e))
+
+
+class Top(EchoService):
+    def __init__(self, testcase):
+        self.out, self.err = io.StringIO(), io.StringIO()
+        super().__init__(
+            os.path.join(testcase.mktemp() + ".log"), 1000, 2, self.out, self.err
+        )
+
+
+class ListenerTests(SynchronousTestCase):
+    def test_announce(self):
+        """
+        The listening line names the port really got, on stdout.
+        """
+        top = Top(self)
+        r = BusyReactor({9090})
+        factory = Factory()
+        factory.say_goodbye = lambda: None
+        ListenerService(r, factory, 9090, 10, "127.0.0.1", 50, top.announce).setServiceParent(top)
+        top.privilegedStartService()
+        self.assertEqual(top.out.getvalue(), "listening on 127.0.0.1:9091\n")
+
+    def test_ipv6_announce(self):
+        """
+        IPv6 addresses are bracketed in the listening line.
+        """
+        top = Top(self)
+        ListenerService(
+            MemoryReactor(), Factory(), 7000, 1, "::1", 50, top.announce
+        ).setServiceParent(top)
+        top.privilegedStartService()
+        self.assertEqual(top.out.getvalue(), "listening on [::1]:7000\n")
+
+    def test_all_taken(self):
+        """
+        When every port is taken the server exits with status 1 after one
+        line on standard error.
+        """
+        top = Top(self)
+        ListenerService(
+            BusyReactor({5000, 5001}), Factory(), 5000, 2, "127.0.0.1", 50, top.announce
+        ).setServiceParent(top)
+        e = self.assertRaises(SystemExit, top.privilegedStartService)
+        self.assertEqual(e.code, 1)
+        self.assertEqual(
+            top.err.getvalue(),
+            "echolab: cannot listen on 127.0.0.1: ports 5000-5001 are all taken\n",
+        )
+        self.assertEqual(top.out.getvalue(), "")
+
+    def test_bad_database(self):
+        """
+        A database that cannot be opened stops start-up with one line.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"not a database" * 200)
+        top = Top(self)
+        StoresService(Database(path, reactor)).setServiceParent(top)
+        self.assertRaises(SystemExit, top.privilegedStartService)
+        self.assertTrue(top.err.getvalue().startswith("echolab: "), top.err.getvalue())
+        self.assertEqual(top.err.getvalue().count("\n"), 1)
+
+
+class RealPortTests(TestCase):
+    def test_held_port(self):
+        """
+        With a port held by another socket, the server listens on a later one.
+        """
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        self.addCleanup(held.close)
+        taken = held.getsockname()[1]
+        port = listen_with_fallback(reactor, Factory(), taken, 5, "127.0.0.1", 50)
+        self.addCleanup(port.stopListening)
+        self.assertGreater(port.getHost().port, taken)
+        self.assertLessEqual(port.getHost().port, taken + 4)
+
+
+class LogFileTests(SynchronousTestCase):
+    def test_application_logs_to_file(self):
+        """
+        Attached to a twistd application, the service makes its log file the
+        application's log observer; events go there, with mode 0600.
+        """
+        top = Top(self)
+        application = Application("echolab")
+        top.setServiceParent(application)
+        observer = application.getComponent(ILogObserver)
+        Logger(observer=observer).info("connection from {peer}", peer="10.0.0.1:5")
+        top.logfile.close()
+        with open(top.log_path) as f:
+            self.assertIn("connection from 10.0.0.1:5", f.read())
+        self.assertEqual(os.stat(top.log_path).st_mode & 0o777, 0o600)
+        self.assertEqual(top.out.getvalue(), "")
+
+    def test_rotation(self):
+        """
+        The log file is rotated by size, keeping a bounded number of files.
+        """
+        top = Top(self)
+        application = Application("echolab")
+        top.setServiceParent(application)
+        log = Logger(observer=application.getComponent(ILogObserver))
+        for i in range(200):
+            log.info("line {i} {pad}", i=i, pad="x" * 50)
+        top.logfile.close()
+        names = sorted(os.listdir(os.path.dirname(top.log_path)))
+        base = os.path.basename(top.log_path)
+        self.assertEqual(names, [base, base + ".1", base + ".2"])

@@ -1,0 +1,266 @@
+"""
+Black-box tests: the installed server run as a user runs it, with
+C{twistd -n echolab} (and C{twistd -ny echo.tac}) in a process of its own,
+from a directory of its own.
+"""
+
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.wire import MessageSocket
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = [
+    sys.executable,
+    "-c",
+    "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()",
+]
+LISTENING = re.compile(r"listening on \S+:(\d+)")
+# The cheapest hash the server accepts: these tests are about processes.
+CHEAP = ("--hash-memory", "19456", "--hash-time", "2")
+
+
+class Server:
+    """
+    A server process, and what it printed.
+    """
+
+    def __init__(self, testcase, *args, cwd=None, tac=False, env=None):
+        self.cwd = cwd or os.path.abspath(testcase.mktemp())
+        os.makedirs(self.cwd, exist_ok=True)
+        command = TWISTD + ["--pidfile=", "-n"]
+        command += ["-y", os.path.join(ROOT, "echo.tac")] if tac else ["echolab", *args]
+        self.process = subprocess.Popen(
+            command,
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            bufsize=0,  # so select() sees what read() has not taken yet
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ, **(env or {})),
+        )
+        testcase.addCleanup(self.kill)
+        self.first_line = self._read_line(30)
+        match = LISTENING.search(self.first_line)
+        self.port = int(match.group(1)) if match else None
+
+    def _read_line(self, timeout):
+        deadline = time.monotonic() + timeout
+        line = b""
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.process.stdout], [], [], left)[0]:
+                break
+            byte = self.process.stdout.read(1)
+            if not byte:
+                break
+            line += byte
+        return line.decode()
+
+    def connect(self):
+        s = MessageSocket.connect_to(("127.0.0.1", self.port), timeout=10)
+        welcome = s.recv_message()
+        assert welcome["type"] == "welcome", welcome
+        return s
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.process.send_signal(sig)
+        out, err = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out.decode(), err.decode()
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+def until(s, kind):
+    while True:
+        message = s.recv_message()
+        if message["type"] == kind:
+            return message
+
+
+class ProcessTests(SynchronousTestCase):
+    def test_listening_line(self):
+        """
+        The console gets the listening line and nothing else; service
+        messages (with each connection and disconnection) go to the log file
+        inside the data directory.
+        """
+        server = Server(self, "--port", "0", "--mode", "echo")
+        self.assertIsNotNone(server.port, server.first_line)
+        self.assertEqual(server.first_line, f"listening on 127.0.0.1:{server.port}\n")
+        with server.connect() as s:
+            local = s.getsockname()[1]
+            s.send_message({"type": "say", "text": "hi"})
+            self.assertEqual(s.recv_message()["text"], "hi")
+        code, out, err = server.stop()
+        self.assertEqual((out, err), ("", ""))
+        with open(os.path.join(server.cwd, "echolab-data", "echolab.log")) as f:
+            log = f.read()
+        self.assertIn(f"listening on 127.0.0.1:{server.port}", log)
+        self.assertIn(f"connection from 127.0.0.1:{local}", log)
+        self.assertIn(f"disconnected 127.0.0.1:{local}", log)
+
+    def test_port_taken(self):
+        """
+        With the port taken by another process, the server listens on the
+        next free one and says which (lab task 4).
+        """
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        self.addCleanup(held.close)
+        taken = held.getsockname()[1]
+        server = Server(self, "--port", str(taken), "--mode", "echo")
+        self.assertGreater(server.port, taken)
+        with server.connect() as s:
+            s.send_message({"type": "say", "text": "moved"})
+            self.assertEqual(s.recv_message()["text"], "moved")
+
+    def test_all_ports_taken(self):
+        """
+        When every port it may try is taken the server exits with status 1
+        and one line on standard error.
+        """
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        self.addCleanup(held.close)
+        taken = held.getsockname()[1]
+        server = Server(self, "--port", str(taken), "--port-tries", "1", "--mode", "echo")
+        out, err = server.process.communicate(timeout=30)
+        self.assertEqual(server.process.returncode, 1)
+        self.assertEqual(server.first_line + out.decode(), "")
+        self.assertRegex(err.decode(), rf"\Aecholab: cannot listen on 127.0.0.1:{taken}: .*\n\Z")
+
+    def test_usage_error(self):
+        """
+        A bad option is one line on standard error, not a traceback.
+        """
+        for args in (["--port", "abc"], ["--port", "70000"], ["--mode", "chat"]):
+            server = Server(self, *args)
+            out, err = server.process.communicate(timeout=30)
+            self.assertEqual(server.process.returncode, 2)
+            self.assertEqual(server.first_line + out.decode(), "")
+            self.assertEqual(err.decode().count("\n"), 1, err)
+            self.assertIn(f"twistd echolab: --{args[0][2:]}: ", err.decode())
+
+    def test_kill_9(self):
+        """
+        What the server acknowledged survives C{kill -9}: a registration
+        (the user and its token) and an identification.
+        """
+        data = os.path.abspath(self.mktemp())
+        auth = Server(self, "--port", "0", "--data-dir", data, *CHEAP)
+        with auth.connect() as s:
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "login", "value": "Kilroy"})
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "new_password", "value": "was here 1944"})
+            token = until(s, "auth_ok")["token"]
+            auth.process.kill()
+        auth.process.wait()
+        ident = Server(self, "--port", "0", "--mode", "ident", "--data-dir", data)
+        with ident.connect() as s:
+            self.assertEqual(s.recv_message()["field"], "name")
+            s.send_message({"type": "answer", "field": "name", "value": "Кирилл"})
+            until(s, "greet")
+            ident.process.kill()
+        ident.process.wait()
+
+        again = Server(self, "--port", "0", "--mode", "ident", "--data-dir", data)
+        with again.connect() as s:
+            greet = s.recv_message()
+            self.assertEqual((greet["name"], greet["known"]), ("Кирилл", True))
+        again.stop()
+        auth = Server(self, "--port", "0", "--data-dir", data, *CHEAP)
+        with auth.connect() as s:
+            s.send_message({"type": "token", "token": token})
+            self.assertEqual(until(s, "auth_ok")["login"], "Kilroy")
+        with auth.connect() as s:
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "login", "value": "kilroy"})
+            self.assertEqual(until(s, "ask")["field"], "password")
+            s.send_message({"type": "answer", "field": "password", "value": "was here 1944"})
+            self.assertEqual(until(s, "auth_ok")["via"], "password")
+
+    def test_secrets_nowhere(self):
+        """
+        After registering, logging in, a wrong password and a logout, no
+        file under the data directory and no log line holds the password
+        or the token (raw bytes searched, hex and base64 forms too).
+        """
+        import base64
+
+        data = os.path.abspath(self.mktemp())
+        server = Server(self, "--port", "0", "--data-dir", data, *CHEAP)
+        password = "Tr0ub4dor&3-horse"
+        with server.connect() as s:
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "login", "value": "secretive"})
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "new_password", "value": password})
+            token = until(s, "auth_ok")["token"]
+        with server.connect() as s:
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "login", "value": "secretive"})
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "password", "value": password + "?"})
+            until(s, "ask")
+            s.send_message({"type": "token", "token": token})
+            until(s, "greet")
+            s.send_message({"type": "logout"})
+            until(s, "bye")
+        server.stop()
+        secrets = []
+        for value in (password, token):
+            raw = value.encode()
+            secrets += [raw, raw.hex().encode(), base64.b64encode(raw)]
+        found = 0
+        for folder, _, files in os.walk(data):
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as f:
+                    content = f.read()
+                found += sum(content.count(secret) for secret in secrets)
+        self.assertEqual(found, 0)
+        self.assertTrue(os.path.exists(os.path.join(data, "echolab.db")))
+
+    def test_tac(self):
+        """
+        C{twistd -ny echo.tac} runs the same server, configured from
+        ECHOLAB_ARGS.
+        """
+        data = os.path.abspath(self.mktemp())
+        server = Server(
+            self,
+            tac=True,
+            env={"ECHOLAB_ARGS": f"--port 0 --mode echo --data-dir {data}"},
+        )
+        self.assertIsNotNone(server.port, server.first_line)
+        with server.connect() as s:
+            s.send_message({"type": "say", "text": "tac", "repeat": 2})
+            self.assertEqual([s.recv_message()["n"] for _ in range(2)], [1, 2])
+        server.stop()
+        self.assertTrue(os.path.exists(os.path.join(data, "echolab.log")))
+
+    def test_sigterm_goodbye(self):
+        """
+        On SIGTERM every client gets C{bye} before the server exits.
+        """
+        server = Server(self, "--port", "0", "--mode", "echo")
+        clients = [server.connect() for _ in range(5)]
+        server.process.send_signal(signal.SIGTERM)
+        for s in clients:
+            with s:
+                self.assertEqual(until(s, "bye")["type"], "bye")
+        server.process.communicate(timeout=30)
