@@ -4,6 +4,8 @@ The running server as Twisted services: the log file, the stores, and
 the listening port with its fallback to the next free port.
 """
 
+import signal
+
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.error import CannotListenError
@@ -46,13 +48,15 @@ class EchoService(service.MultiService):
         them into the log.
     """
 
-    def __init__(self, log_path, rotate_bytes, keep, console_out, console_err):
+    def __init__(self, reactor, log_path, rotate_bytes, keep, console_out, console_err):
         super().__init__()
+        self.reactor = reactor
         self.log_path = log_path
         self._rotate = rotate_bytes, keep
         self.console_out = console_out
         self.console_err = console_err
         self.logfile = None
+        self._stopping = False
 
     def setServiceParent(self, parent):
         super().setServiceParent(parent)
@@ -68,6 +72,28 @@ class EchoService(service.MultiService):
             self.console_err.write(f"echolab: {e}\n")
             self.console_err.flush()
             raise SystemExit(1)
+
+    def startService(self):
+        super().startService()
+        self.reactor.callWhenRunning(self._take_stop_signals)
+
+    def _take_stop_signals(self):
+        """
+        Stop on SIGTERM and SIGINT with exit status 0. twistd's own handlers
+        stop just as cleanly (every client gets its C{bye}, the stores are
+        closed) but then re-raise the signal, so a requested stop would end
+        as if the process had been killed (status 143 or 130). Signals that
+        were ignored (a background job's SIGINT) stay ignored.
+        """
+        for number in (signal.SIGTERM, signal.SIGINT):
+            if signal.getsignal(number) not in (signal.SIG_IGN, signal.SIG_DFL, None):
+                signal.signal(number, self._stop_on_signal)
+
+    def _stop_on_signal(self, number, frame):
+        if not self._stopping:  # a second signal changes nothing
+            self._stopping = True
+            log.info("received {signal}; stopping", signal=signal.Signals(number).name)
+            self.reactor.callFromThread(self.reactor.stop)
 
     def announce(self, line):
         self.console_out.write(line + "\n")

@@ -267,6 +267,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         from twisted.internet import reactor
     settings = options.settings()
     top = EchoService(
+        reactor,
         options["log-file"],
         options["log-rotate-bytes"],
         options["log-keep"],

@@ -372,3 +372,45 @@ class PeerHostTests(SynchronousTestCase):
         self.assertEqual(peer_host(IPv4Address("TCP", "10.1.2.3", 1)), "10.1.2.3")
         self.assertEqual(peer_host(IPv6Address("TCP", "::ffff:10.1.2.3", 1)), "10.1.2.3")
         self.assertEqual(peer_host(IPv6Address("TCP", "2001:DB8::1", 1)), "2001:db8::1")
+
+
+class TrickleTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.factory = make_factory(self, "echo", clock=self.clock)
+        self.c = Conversation(self.factory)
+        self.c.replies()
+        self.stream = frame({"type": "say", "text": "t" * 20_000})
+
+    def test_tiny_reads_paced(self):
+        """
+        A frame arriving a few bytes per read is read less often after its
+        first few reads, and still arrives whole.
+        """
+        for i in range(9):
+            self.c.send_bytes(self.stream[i : i + 1])
+        self.assertEqual(self.c.transport.producerState, "paused")
+        self.clock.advance(0.01)
+        self.assertEqual(self.c.transport.producerState, "producing")
+        self.c.send_bytes(self.stream[9:])
+        self.assertEqual(self.c.replies()[0]["text"], "t" * 20_000)
+
+    def test_full_segments_not_paced(self):
+        """
+        A frame arriving in network-sized segments is never slowed.
+        """
+        for i in range(0, len(self.stream), 1448):
+            self.c.send_bytes(self.stream[i : i + 1448])
+            self.assertEqual(self.c.transport.producerState, "producing")
+        self.assertEqual(self.c.types(), ["echo"])
+
+    def test_split_header(self):
+        """
+        Frames sent as header and payload in two writes are not slowed.
+        """
+        for _ in range(20):
+            message = frame({"type": "say", "text": "x"})
+            self.c.send_bytes(message[:4])
+            self.c.send_bytes(message[4:])
+            self.assertEqual(self.c.transport.producerState, "producing")
+        self.assertEqual(len(self.c.replies()), 20)

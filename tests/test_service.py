@@ -87,7 +87,7 @@ class Top(EchoService):
     def __init__(self, testcase):
         self.out, self.err = io.StringIO(), io.StringIO()
         super().__init__(
-            os.path.join(testcase.mktemp() + ".log"), 1000, 2, self.out, self.err
+            reactor, os.path.join(testcase.mktemp() + ".log"), 1000, 2, self.out, self.err
         )
 
 

@@ -253,14 +253,23 @@ class ProcessTests(SynchronousTestCase):
         server.stop()
         self.assertTrue(os.path.exists(os.path.join(data, "echolab.log")))
 
-    def test_sigterm_goodbye(self):
+    def test_graceful_stop(self):
         """
-        On SIGTERM every client gets C{bye} before the server exits.
+        On SIGTERM or SIGINT every client gets C{bye}, the stores are closed,
+        and the server exits with status 0.
         """
-        server = Server(self, "--port", "0", "--mode", "echo")
-        clients = [server.connect() for _ in range(5)]
-        server.process.send_signal(signal.SIGTERM)
-        for s in clients:
-            with s:
-                self.assertEqual(until(s, "bye")["type"], "bye")
-        server.process.communicate(timeout=30)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            data = os.path.abspath(self.mktemp())
+            server = Server(self, "--port", "0", "--data-dir", data, *CHEAP)
+            clients = [server.connect() for _ in range(5)]
+            server.process.send_signal(sig)
+            for s in clients:
+                with s:
+                    self.assertEqual(until(s, "bye")["type"], "bye")
+            server.process.communicate(timeout=30)
+            self.assertEqual(server.process.returncode, 0, sig)
+            self.assertEqual(sorted(os.listdir(data)), ["echolab.db", "echolab.log"])
+            with open(os.path.join(data, "echolab.log")) as f:
+                log = f.read()
+            self.assertIn(f"received {signal.Signals(sig).name}; stopping", log)
+            self.assertIn("stopped", log)
