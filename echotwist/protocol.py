@@ -131,7 +131,7 @@ class ServerProtocol(FrameReceiver):
             if self._partial_since is None:
                 self._partial_since = self.clock.seconds()
                 self._small_reads = 0
-            if len(data) < SMALL_READ:
+            if 0 < len(data) < SMALL_READ:  # (empty: a resumed delivery)
                 self._small_reads += 1
                 if self._small_reads > FREE_SMALL_READS:
                     self._hold(TRICKLE)
