@@ -22,6 +22,8 @@ SWEEP_INTERVAL = 1.0
 
 
 def is_loopback(address):
+    if address == "local":
+        return True
     try:
         return ipaddress.ip_address(address).is_loopback
     except ValueError:

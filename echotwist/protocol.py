@@ -4,11 +4,13 @@ One server connection: frames in and out, the limits on them, and how the
 connection closes. What the messages mean is the session's business
 (L{echotwist.session}).
 
-Reading is held back (C{paused}) for as long as any reason holds: a
+Messages are held back (C{paused}) for as long as any reason holds: a
 message is still being worked on (a password hash, a database write), the
 client is not reading what we send (we are the transport's streaming
-producer), or echoes of a C{say} are still being written. So memory per
-connection stays bounded and messages are handled one at a time, in order.
+producer), or echoes of a C{say} are still being written. Reading from the
+socket stops once a bounded amount of input waits behind a hold. So memory
+per connection stays bounded, and messages are handled one at a time, in
+order.
 """
 
 import ipaddress
@@ -25,7 +27,7 @@ from echotwist.wire import HEADER
 
 _pack = HEADER.pack
 
-# Reasons to hold back reading, as bits of ServerProtocol._holds.
+# Reasons to hold messages back, as bits of ServerProtocol._holds.
 BUSY = 1  # a message's work is under way
 OUTPUT = 2  # the transport's buffer is full: the client is not reading
 ECHOING = 4  # echoes of a say are still being written
@@ -40,15 +42,19 @@ SMALL_READ = 512
 FREE_SMALL_READS = 8
 TRICKLE_PAUSE = 0.01
 
+# Input read ahead while messages are held back, before reading stops.
+READ_AHEAD = 65536
+
 
 def peer_host(address):
     """
     The client's IP address as text, IPv4-mapped IPv6 given as IPv4, so one
-    client is one key for ident mode, limits and throttling.
+    client is one key for ident mode, limits and throttling ("local" for a
+    UNIX socket).
     """
     host = getattr(address, "host", None)
-    if host is None:
-        return str(address)
+    if host is None:  # a UNIX socket: a client on this machine
+        return "local"
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -246,15 +252,20 @@ class ServerProtocol(FrameReceiver):
 
     def _settle_reading(self):
         """
-        Stop or restart reading from the socket to match C{paused}. Inside
-        a delivery this waits for its end (each change is a system call,
-        and most holds are released before then).
+        Stop reading from the socket once messages are held back and
+        C{READ_AHEAD} bytes of them wait (or while a trickle is paced), and
+        restart when they may go on. Reading on while little waits keeps
+        system calls off short holds, and lets TLS finish its handshake
+        while the C{welcome} it holds back waits for it.
         """
         if self.closing:
             return
-        if self.paused != self._reading_paused:
-            self._reading_paused = self.paused
-            if self.paused:
+        stop = bool(self._holds & TRICKLE) or (
+            self.paused and len(self._buffer) >= READ_AHEAD
+        )
+        if stop != self._reading_paused:
+            self._reading_paused = stop
+            if stop:
                 self.transport.pauseProducing()
             else:
                 self.transport.resumeProducing()
@@ -280,8 +291,13 @@ class ServerProtocol(FrameReceiver):
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resumeProducing()  # read, to discard, not to reset
-        # Half-close where the transport can (TCP); else a plain close.
-        getattr(self.transport, "loseWriteConnection", self.transport.loseConnection)()
+        # Half-close where the transport itself can (TCP); a wrapper such as
+        # TLS would pass the call through to the socket under it, bypassing
+        # its own buffers, so those get a plain close.
+        if getattr(type(self.transport), "loseWriteConnection", None):
+            self.transport.loseWriteConnection()
+        else:
+            self.transport.loseConnection()
         self._abort_call = self.clock.callLater(
             self.factory.settings.linger, self.transport.abortConnection
         )

@@ -7,7 +7,7 @@ the listening port with its fallback to the next free port.
 import signal
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, endpoints
 from twisted.internet.error import CannotListenError
 from twisted.logger import (
     FilteringLogObserver,
@@ -17,6 +17,7 @@ from twisted.logger import (
     Logger,
     textFileLogObserver,
 )
+from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 
 log = Logger()
@@ -182,9 +183,24 @@ def format_address(host, port):
     return f"{host}:{port}"
 
 
+class ClientsService(service.Service):
+    """
+    Stopping it says C{bye} to every client and waits for them to go. It
+    stops after the listeners (no new clients come) and before the stores
+    (still open for the work clients have in flight).
+    """
+
+    def __init__(self, factory):
+        self.factory = factory
+
+    def stopService(self):
+        super().stopService()
+        return self.factory.say_goodbye()
+
+
 class ListenerService(service.Service):
     """
-    Listen with fallback, then announce the port really got.
+    Listen on C{--port} with fallback, then announce the port really got.
     """
 
     def __init__(self, reactor, factory, port, tries, interface, backlog, announce):
@@ -205,10 +221,62 @@ class ListenerService(service.Service):
         self.announce(f"listening on {format_address(self.interface, host.port)}")
         super().privilegedStartService()
 
-    @defer.inlineCallbacks
     def stopService(self):
         super().stopService()
         if self.listening is not None:
             listening, self.listening = self.listening, None
-            yield listening.stopListening()
-        yield self.factory.say_goodbye()
+            return listening.stopListening()
+
+
+def endpoint_from(reactor, description):
+    """
+    A server endpoint from a Twisted endpoint string (C{tcp:}, C{tcp6:},
+    C{ssl:}, C{unix:}), or C{haproxy:} followed by one of those for
+    connections that start with a PROXY header.
+    """
+    if description.startswith("haproxy:"):
+        from echotwist.proxy import ProxyEndpoint
+
+        inner = description[len("haproxy:") :]
+        return ProxyEndpoint(endpoints.serverFromString(reactor, inner), reactor)
+    return endpoints.serverFromString(reactor, description)
+
+
+class EndpointService(service.Service):
+    """
+    Listen on a Twisted endpoint string (C{--listen}), and announce it.
+    """
+
+    def __init__(self, reactor, factory, description, announce):
+        self.reactor = reactor
+        self.factory = factory
+        self.description = description
+        self.announce = announce
+        self.listening = None
+
+    def privilegedStartService(self):
+        outcome = []
+        endpoint_from(self.reactor, self.description).listen(self.factory).addBoth(
+            outcome.append
+        )
+        # Every endpoint we accept listens at once; a Failure is start-up's.
+        [result] = outcome
+        if isinstance(result, Failure):
+            raise StartupError(
+                f"cannot listen on {self.description}: {result.getErrorMessage()}"
+            )
+        self.listening = result
+        host = result.getHost()
+        scheme = self.description.split(":", 1)[0]
+        if hasattr(host, "port"):
+            where = format_address(host.host, host.port)
+        else:
+            where = f"unix:{host.name.decode() if isinstance(host.name, bytes) else host.name}"
+        self.announce(f"listening on {where} ({scheme})")
+        super().privilegedStartService()
+
+    def stopService(self):
+        super().stopService()
+        if self.listening is not None:
+            listening, self.listening = self.listening, None
+            return listening.stopListening()

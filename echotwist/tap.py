@@ -22,7 +22,14 @@ from echotwist.passwords import (
     Hasher,
     make_context,
 )
-from echotwist.service import EchoService, ListenerService, StoresService
+from echotwist.service import (
+    ClientsService,
+    EchoService,
+    EndpointService,
+    ListenerService,
+    StoresService,
+    endpoint_from,
+)
 from echotwist.settings import DAY, Settings
 from echotwist.store import CredentialStore, Database, IdentityStore
 from echotwist.throttle import Limits, LoginThrottle
@@ -169,12 +176,31 @@ class Options(usage.Options):
             sys.stderr.write(f"twistd echolab: {e} (see twistd echolab --help)\n")
             raise SystemExit(2)
 
+    def __init__(self):
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description):
+        """
+        Also listen on a Twisted endpoint; repeatable. Examples:
+        tcp6:9090:interface=\\:\\:1, ssl:9443:privateKey=key.pem:certKey=cert.pem,
+        unix:/run/echolab.sock, haproxy:tcp:9092 (behind a trusted load
+        balancer sending PROXY headers). Without --port, only these.
+        """
+        try:
+            # Parsing checks the string and loads any certificate files; the
+            # reactor is only needed to listen, later.
+            endpoint_from(None, description)
+        except Exception as e:
+            raise usage.UsageError(f"--listen {description}: {e}") from None
+        self["listen"].append(description)
+
     # Read the port from a person: replaced in tests.
     _stdin = sys.stdin
     _stdout = sys.stdout
 
     def postOptions(self):
-        if self["port"] is None:
+        if self["port"] is None and not self["listen"]:
             self["port"] = self._ask_port()
         self["data-dir"] = os.path.abspath(self["data-dir"])
         try:
@@ -299,14 +325,18 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             cleaner.clock = reactor
             cleaner.setServiceParent(top)
     factory = EchoFactory(settings, reactor, identities, accounts)
-    ListenerService(
-        reactor,
-        factory,
-        options["port"],
-        options["port-tries"],
-        options["interface"],
-        options["backlog"],
-        top.announce,
-    ).setServiceParent(top)
+    ClientsService(factory).setServiceParent(top)
+    if options["port"] is not None:
+        ListenerService(
+            reactor,
+            factory,
+            options["port"],
+            options["port-tries"],
+            options["interface"],
+            options["backlog"],
+            top.announce,
+        ).setServiceParent(top)
+    for description in options["listen"]:
+        EndpointService(reactor, factory, description, top.announce).setServiceParent(top)
     top.factory = factory
     return top

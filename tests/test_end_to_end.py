@@ -13,6 +13,7 @@ from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from echotwist import tap
+from echotwist.service import ListenerService
 from echotwist.wire import MessageSocket
 from tests.helpers import cheap_context, connect
 
@@ -67,7 +68,8 @@ class ServerTestCase(TestCase):
         service.privilegedStartService()
         service.startService()
         self.service = service
-        self.port = list(service)[-1].listening.getHost().port
+        listeners = [s for s in service if isinstance(s, ListenerService)]
+        self.port = listeners[0].listening.getHost().port if listeners else None
         return service
 
     @defer.inlineCallbacks

@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import __version__
-from echotwist.protocol import peer_host
+from echotwist.protocol import READ_AHEAD, peer_host
 from echotwist.wire import HEADER
 from tests.helpers import Conversation, frame, make_factory
 
@@ -233,6 +233,34 @@ class HoldTests(SynchronousTestCase):
         While a handler's L{Deferred} is pending, later messages wait, and
         are answered in order once it fires.
         """
+        slow = self.slow_say()
+        self.c.send({"type": "say", "text": "slow"}, {"type": "say", "text": "next"})
+        self.assertEqual(self.c.replies(), [])
+        slow.callback(None)
+        self.assertEqual(
+            self.c.replies(), [{"type": "done"}, {"type": "echo", "text": "next"}]
+        )
+
+    def test_read_ahead_bounded(self):
+        """
+        While messages wait, reading goes on until C{READ_AHEAD} bytes are
+        buffered, then stops until they may go on.
+        """
+        slow = self.slow_say()
+        self.c.send({"type": "say", "text": "slow"})
+        chunk = frame({"type": "say", "text": "x" * 1000})
+        while len(self.c.protocol._buffer) < READ_AHEAD:
+            self.assertEqual(self.c.transport.producerState, "producing")
+            self.c.send_bytes(chunk)
+        self.assertEqual(self.c.transport.producerState, "paused")
+        slow.callback(None)
+        self.assertEqual(self.c.transport.producerState, "producing")
+        self.assertEqual(len(self.c.replies()), 1 + READ_AHEAD // len(chunk) + 1)
+
+    def slow_say(self):
+        """
+        Make a C{say} of "slow" take until the returned L{Deferred} fires.
+        """
         slow = defer.Deferred()
         session = self.c.protocol.session
         original = session.handle
@@ -243,19 +271,12 @@ class HoldTests(SynchronousTestCase):
             return original(message)
 
         session.handle = handle
-        self.c.send({"type": "say", "text": "slow"}, {"type": "say", "text": "next"})
-        self.assertEqual(self.c.replies(), [])
-        self.assertEqual(self.c.transport.producerState, "paused")
-        slow.callback(None)
-        self.assertEqual(
-            self.c.replies(), [{"type": "done"}, {"type": "echo", "text": "next"}]
-        )
-        self.assertEqual(self.c.transport.producerState, "producing")
+        return slow
 
     def test_client_not_reading(self):
         """
         When the transport says its buffer is full, echoes stop being written
-        and messages stop being read; both go on when it drains.
+        and messages wait; both go on when it drains.
         """
         protocol = self.c.protocol
         written = []
@@ -267,10 +288,8 @@ class HoldTests(SynchronousTestCase):
             {"type": "say", "text": "x", "repeat": 10}, {"type": "say", "text": "after"}
         )
         self.assertEqual(len(written), 3)
-        self.assertEqual(self.c.transport.producerState, "paused")
         protocol.resumeProducing()
         self.assertEqual(len(written), 11)
-        self.assertEqual(self.c.transport.producerState, "producing")
 
     def test_server_error(self):
         """

@@ -15,7 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import tap
 from echotwist.factory import EchoFactory
-from echotwist.service import ListenerService, StoresService
+from echotwist.service import ClientsService, ListenerService, StoresService
 from echotwist.settings import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -190,10 +190,10 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_echo_mode(self):
         """
-        Echo mode needs no stores: just the listener.
+        Echo mode needs no stores: just the clients and the listener.
         """
         _, top = self.build("--mode", "echo")
-        self.assertEqual([type(s) for s in top], [ListenerService])
+        self.assertEqual([type(s) for s in top], [ClientsService, ListenerService])
         self.assertIsInstance(top.factory, EchoFactory)
         self.assertIsNone(top.factory.identities)
 
