@@ -86,6 +86,7 @@ class ServerProtocol(FrameReceiver):
     _small_reads = 0
     _trickle_call = None
     _stalled_since = None
+    _out = None
 
     def connectionMade(self):
         factory = self.factory
@@ -130,12 +131,22 @@ class ServerProtocol(FrameReceiver):
     # Frames in.
 
     def dataReceived(self, data):
-        FrameReceiver.dataReceived(self, data)
+        if self._out is not None:  # nested: the outer call goes on
+            FrameReceiver.dataReceived(self, data)
+            return
+        self._out = out = []
+        try:
+            FrameReceiver.dataReceived(self, data)
+        finally:
+            self._out = None
+        if out:
+            self.transport.writeSequence(out)
         if self.closing:
             return
+        self.last_heard = self.clock.seconds()
         if self._buffer and not self.paused:  # a frame is unfinished
             if self._partial_since is None:
-                self._partial_since = self.clock.seconds()
+                self._partial_since = self.last_heard
                 self._small_reads = 0
             if 0 < len(data) < SMALL_READ:  # (empty: a resumed delivery)
                 self._small_reads += 1
@@ -148,7 +159,6 @@ class ServerProtocol(FrameReceiver):
         self._settle_reading()
 
     def stringReceived(self, payload):
-        self.last_heard = self.clock.seconds()
         self._partial_since = None
         try:
             message = m.decode_client_message(payload)
@@ -193,22 +203,46 @@ class ServerProtocol(FrameReceiver):
         """
         Send one message.
         """
-        payload = m.encode_message(message)
-        self.transport.write(_pack(len(payload)) + payload)
+        self._write_payload(m.encode(message))
+
+    def _write_payload(self, payload):
+        """
+        Frame C{payload} and write it, or add it to the replies of the read
+        being handled, which are written together at its end (one write
+        per read, not one per message).
+        """
+        out = self._out
+        if out is None:
+            self.transport.writeSequence((_pack(len(payload)), payload))
+        else:
+            out += (_pack(len(payload)), payload)
+
+    def _flush(self):
+        """
+        Write the replies gathered so far.
+        """
+        out = self._out
+        if out:
+            self.transport.writeSequence(out)
+            out.clear()
 
     def send_echoes(self, text, repeat):
         """
         Answer a C{say}. Many or large echoes are written only as fast as the
         client reads them.
         """
+        if repeat == 1:
+            self._write_payload(m.echo_payload(text))
+            return
+        self._flush()
         self._echoes = m.echo_payloads(text, repeat)
         self._hold(ECHOING)
         self._write_echoes()
 
     def _write_echoes(self):
-        write = self.transport.write
+        write = self.transport.writeSequence
         for payload in self._echoes:
-            write(_pack(len(payload)) + payload)
+            write((_pack(len(payload)), payload))
             if self._holds & OUTPUT:
                 return
         self._echoes = None
@@ -284,6 +318,7 @@ class ServerProtocol(FrameReceiver):
             return
         for message in messages:
             self.send(message)
+        self._flush()
         self.closing = True
         self._echoes = None
         self.discard()

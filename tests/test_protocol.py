@@ -280,8 +280,8 @@ class HoldTests(SynchronousTestCase):
         """
         protocol = self.c.protocol
         written = []
-        protocol.transport.write = lambda data: (
-            written.append(data),
+        protocol.transport.writeSequence = lambda data: (
+            written.append(b"".join(data)),
             len(written) == 3 and protocol.pauseProducing(),
         )
         self.c.send(
