@@ -323,6 +323,9 @@ class ServerProtocol(FrameReceiver):
         self._echoes = None
         self.discard()
         self.paused = True
+        # No more producing: while a producer is registered (and paused)
+        # Twisted would wait for it instead of closing once flushed.
+        self.transport.unregisterProducer()
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resumeProducing()  # read, to discard, not to reset

@@ -148,20 +148,19 @@ class StoresService(service.Service):
         self.database.close()
 
 
-def listen_with_fallback(reactor, factory, port, tries, interface, backlog):
+def listen_with_fallback(listen, factory, port, tries, interface, backlog):
     """
     Listen on C{port}, or the first free one of the C{tries} ports from it
     (C{port} 0 takes any free port, in one try).
 
+    @param listen: L{IReactorTCP.listenTCP}, or a function like it.
     @return: the C{IListeningPort}.
     @raise StartupError: when every port is taken.
     """
     last = port if port == 0 else min(65535, port + tries - 1)
     for candidate in range(port, last + 1):
         try:
-            return reactor.listenTCP(
-                candidate, factory, backlog=backlog, interface=interface
-            )
+            return listen(candidate, factory, backlog=backlog, interface=interface)
         except CannotListenError as e:
             log.info(
                 "port {port} on {interface} is taken: {why}",
@@ -203,8 +202,8 @@ class ListenerService(service.Service):
     Listen on C{--port} with fallback, then announce the port really got.
     """
 
-    def __init__(self, reactor, factory, port, tries, interface, backlog, announce):
-        self.reactor = reactor
+    def __init__(self, listen, factory, port, tries, interface, backlog, announce):
+        self.listen = listen
         self.factory = factory
         self.port = port
         self.tries = tries
@@ -215,7 +214,7 @@ class ListenerService(service.Service):
 
     def privilegedStartService(self):
         self.listening = listen_with_fallback(
-            self.reactor, self.factory, self.port, self.tries, self.interface, self.backlog
+            self.listen, self.factory, self.port, self.tries, self.interface, self.backlog
         )
         host = self.listening.getHost()
         self.announce(f"listening on {format_address(self.interface, host.port)}")

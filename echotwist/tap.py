@@ -7,6 +7,7 @@ C{echo.tac} alike.
 
 import os
 import sys
+from functools import partial
 
 from twisted.application.internet import TimerService
 from twisted.python import usage
@@ -31,6 +32,7 @@ from echotwist.service import (
     endpoint_from,
 )
 from echotwist.settings import DAY, Settings
+from echotwist.tcp import listen_tcp
 from echotwist.store import CredentialStore, Database, IdentityStore
 from echotwist.throttle import Limits, LoginThrottle
 
@@ -328,7 +330,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     ClientsService(factory).setServiceParent(top)
     if options["port"] is not None:
         ListenerService(
-            reactor,
+            partial(listen_tcp, reactor),
             factory,
             options["port"],
             options["port-tries"],

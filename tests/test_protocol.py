@@ -199,6 +199,17 @@ class ClosingTests(SynchronousTestCase):
         self.clock.advance(0.2)
         self.assertTrue(self.c.transport.disconnecting)
 
+    def test_closing_unregisters_producer(self):
+        """
+        Closing stops producing, so the transport half-closes once flushed
+        even if it had paused the connection (it would otherwise wait for
+        its producer).
+        """
+        self.c.protocol.pauseProducing()
+        self.c.send({"type": "quit"})
+        self.assertIsNone(self.c.transport.producer)
+        self.assertTrue(self.c.transport.write_closed)
+
     def test_input_discarded_while_closing(self):
         """
         What a closing connection receives is read and discarded.

@@ -47,7 +47,7 @@ class FallbackTests(SynchronousTestCase):
         interface and backlog.
         """
         r = BusyReactor({9090, 9091})
-        port = listen_with_fallback(r, Factory(), 9090, 10, "127.0.0.1", 1024)
+        port = listen_with_fallback(r.listenTCP, Factory(), 9090, 10, "127.0.0.1", 1024)
         self.assertEqual(port.getHost().port, 9092)
         self.assertEqual([s[0] for s in r.tcpServers], [9092])
         self.assertEqual(r.tcpServers[0][2:], (1024, "127.0.0.1"))
@@ -58,7 +58,7 @@ class FallbackTests(SynchronousTestCase):
         """
         r = BusyReactor({9090, 9091, 9092})
         e = self.assertRaises(
-            StartupError, listen_with_fallback, r, Factory(), 9090, 3, "127.0.0.1", 50
+            StartupError, listen_with_fallback, r.listenTCP, Factory(), 9090, 3, "127.0.0.1", 50
         )
         self.assertEqual(str(e), "cannot listen on 127.0.0.1: ports 9090-9092 are all taken")
 
@@ -68,7 +68,7 @@ class FallbackTests(SynchronousTestCase):
         """
         r = BusyReactor({0})
         e = self.assertRaises(
-            StartupError, listen_with_fallback, r, Factory(), 0, 10, "::1", 50
+            StartupError, listen_with_fallback, r.listenTCP, Factory(), 0, 10, "::1", 50
         )
         self.assertIn("cannot listen on ::1:0", str(e))
 
@@ -78,7 +78,7 @@ class FallbackTests(SynchronousTestCase):
         """
         r = BusyReactor({65534, 65535})
         e = self.assertRaises(
-            StartupError, listen_with_fallback, r, Factory(), 65534, 10, "127.0.0.1", 50
+            StartupError, listen_with_fallback, r.listenTCP, Factory(), 65534, 10, "127.0.0.1", 50
         )
         self.assertIn("65534-65535", str(e))
 
@@ -100,7 +100,7 @@ class ListenerTests(SynchronousTestCase):
         r = BusyReactor({9090})
         factory = Factory()
         factory.say_goodbye = lambda: None
-        ListenerService(r, factory, 9090, 10, "127.0.0.1", 50, top.announce).setServiceParent(top)
+        ListenerService(r.listenTCP, factory, 9090, 10, "127.0.0.1", 50, top.announce).setServiceParent(top)
         top.privilegedStartService()
         self.assertEqual(top.out.getvalue(), "listening on 127.0.0.1:9091\n")
 
@@ -110,7 +110,7 @@ class ListenerTests(SynchronousTestCase):
         """
         top = Top(self)
         ListenerService(
-            MemoryReactor(), Factory(), 7000, 1, "::1", 50, top.announce
+            MemoryReactor().listenTCP, Factory(), 7000, 1, "::1", 50, top.announce
         ).setServiceParent(top)
         top.privilegedStartService()
         self.assertEqual(top.out.getvalue(), "listening on [::1]:7000\n")
@@ -122,7 +122,7 @@ class ListenerTests(SynchronousTestCase):
         """
         top = Top(self)
         ListenerService(
-            BusyReactor({5000, 5001}), Factory(), 5000, 2, "127.0.0.1", 50, top.announce
+            BusyReactor({5000, 5001}).listenTCP, Factory(), 5000, 2, "127.0.0.1", 50, top.announce
         ).setServiceParent(top)
         e = self.assertRaises(SystemExit, top.privilegedStartService)
         self.assertEqual(e.code, 1)
@@ -156,7 +156,7 @@ class RealPortTests(TestCase):
         held.listen()
         self.addCleanup(held.close)
         taken = held.getsockname()[1]
-        port = listen_with_fallback(reactor, Factory(), taken, 5, "127.0.0.1", 50)
+        port = listen_with_fallback(reactor.listenTCP, Factory(), taken, 5, "127.0.0.1", 50)
         self.addCleanup(port.stopListening)
         self.assertGreater(port.getHost().port, taken)
         self.assertLessEqual(port.getHost().port, taken + 4)
