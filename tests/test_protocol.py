@@ -206,7 +206,7 @@ class ClosingTests(SynchronousTestCase):
         its producer).
         """
         self.c.protocol.pauseProducing()
-        self.c.send({"type": "quit"})
+        self.c.protocol.finish({"type": "bye", "text": "closing"})
         self.assertIsNone(self.c.transport.producer)
         self.assertTrue(self.c.transport.write_closed)
 
