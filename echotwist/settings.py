@@ -22,7 +22,7 @@ class Settings:
         (loopback clients are not counted against it).
     @ivar login_timeout: seconds a connection may take to become ready
         (identified or authenticated).
-    @ivar idle_timeout: seconds without a complete message.
+    @ivar idle_timeout: seconds without any data from the client.
     @ivar frame_timeout: seconds a frame may stay incomplete.
     @ivar stall_timeout: seconds the server's output may stay blocked by a
         client that does not read.

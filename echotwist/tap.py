@@ -135,7 +135,7 @@ class Options(usage.Options):
         _option("login-timeout", _defaults.login_timeout,
                 "Seconds to identify or log in.", _seconds),
         _option("idle-timeout", _defaults.idle_timeout,
-                "Seconds a connection may stay silent.", _seconds),
+                "Seconds a client may send nothing.", _seconds),
         _option("frame-timeout", _defaults.frame_timeout,
                 "Seconds a message may stay incomplete.", _seconds),
         _option("stall-timeout", _defaults.stall_timeout,
