@@ -4,18 +4,24 @@ cheap password hash and, for unit tests, stores that answer at once), and
 clients that speak frames.
 """
 
+import io
 import os
 
+from twisted.application.service import Application
 from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import ILogObserver, globalLogPublisher
+from twisted.trial.unittest import TestCase
 
+from echotwist import tap
 from echotwist.auth import Accounts
 from echotwist.factory import EchoFactory
 from echotwist.framing import FrameReceiver
 from echotwist.passwords import Hasher, _context
+from echotwist.service import ListenerService
 from echotwist.settings import Settings
 from echotwist.store import CredentialStore, Database, IdentityStore
 from echotwist.throttle import Limits, LoginThrottle
@@ -212,3 +218,56 @@ def connect(port, host="127.0.0.1"):
         real loopback TCP.
     """
     return connectProtocol(TCP4ClientEndpoint(reactor, host, port), MessageClient())
+
+
+class ServerTestCase(TestCase):
+    mode = "echo"
+    args = ()
+
+    def start_server(self, data_dir=None, hash_context=None, application=False):
+        self.data_dir = data_dir or os.path.abspath(self.mktemp())
+        options = tap.Options()
+        options._stdin = None
+        options.parseOptions(
+            ["--port", "0", "--mode", self.mode, "--data-dir", self.data_dir, *self.args]
+        )
+        self.out = io.StringIO()
+        service = tap.makeService(
+            options, stdout=self.out, hash_context=hash_context or cheap_context()
+        )
+        if application:
+            # As under twistd: the service installs its log file as the
+            # application's observer, and twistd starts logging to it.
+            app = Application("echolab")
+            service.setServiceParent(app)
+            observer = app.getComponent(ILogObserver)
+            globalLogPublisher.addObserver(observer)
+            self.addCleanup(globalLogPublisher.removeObserver, observer)
+        service.privilegedStartService()
+        service.startService()
+        self.service = service
+        listeners = [s for s in service if isinstance(s, ListenerService)]
+        self.port = listeners[0].listening.getHost().port if listeners else None
+        return service
+
+    @defer.inlineCallbacks
+    def stop_server(self):
+        if self.service.running:
+            yield self.service.stopService()
+
+    def setUp(self):
+        self.start_server()
+        self.addCleanup(self.stop_server)
+
+    @defer.inlineCallbacks
+    def client(self):
+        c = yield connect(self.port)
+        self.addCleanup(self.close, c)
+        welcome = yield c.next()
+        self.assertEqual(welcome["type"], "welcome")
+        return c
+
+    @defer.inlineCallbacks
+    def close(self, c):
+        c.transport.loseConnection()
+        yield c.lost

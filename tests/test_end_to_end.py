@@ -3,19 +3,13 @@ End-to-end tests over real loopback TCP: the server built by
 C{makeService}, on the real reactor, with real clients.
 """
 
-import io
 import os
 import threading
 
-from twisted.application.service import Application
 from twisted.internet import defer, threads
-from twisted.logger import ILogObserver, globalLogPublisher
-from twisted.trial.unittest import TestCase
 
-from echotwist import tap
-from echotwist.service import ListenerService
 from echotwist.wire import MessageSocket
-from tests.helpers import cheap_context, connect
+from tests.helpers import ServerTestCase, cheap_context
 
 
 class Gate:
@@ -40,59 +34,6 @@ class Gate:
     def verify_and_update(self, password, hash):
         self._wait()
         return self._context.verify_and_update(password, hash)
-
-
-class ServerTestCase(TestCase):
-    mode = "echo"
-    args = ()
-
-    def start_server(self, data_dir=None, hash_context=None, application=False):
-        self.data_dir = data_dir or os.path.abspath(self.mktemp())
-        options = tap.Options()
-        options._stdin = None
-        options.parseOptions(
-            ["--port", "0", "--mode", self.mode, "--data-dir", self.data_dir, *self.args]
-        )
-        self.out = io.StringIO()
-        service = tap.makeService(
-            options, stdout=self.out, hash_context=hash_context or cheap_context()
-        )
-        if application:
-            # As under twistd: the service installs its log file as the
-            # application's observer, and twistd starts logging to it.
-            app = Application("echolab")
-            service.setServiceParent(app)
-            observer = app.getComponent(ILogObserver)
-            globalLogPublisher.addObserver(observer)
-            self.addCleanup(globalLogPublisher.removeObserver, observer)
-        service.privilegedStartService()
-        service.startService()
-        self.service = service
-        listeners = [s for s in service if isinstance(s, ListenerService)]
-        self.port = listeners[0].listening.getHost().port if listeners else None
-        return service
-
-    @defer.inlineCallbacks
-    def stop_server(self):
-        if self.service.running:
-            yield self.service.stopService()
-
-    def setUp(self):
-        self.start_server()
-        self.addCleanup(self.stop_server)
-
-    @defer.inlineCallbacks
-    def client(self):
-        c = yield connect(self.port)
-        self.addCleanup(self.close, c)
-        welcome = yield c.next()
-        self.assertEqual(welcome["type"], "welcome")
-        return c
-
-    @defer.inlineCallbacks
-    def close(self, c):
-        c.transport.loseConnection()
-        yield c.lost
 
 
 class EchoEndToEndTests(ServerTestCase):

@@ -364,6 +364,25 @@ class AuthTests(SynchronousTestCase):
         )
         self.assertEqual(self.answer(b, "password", PASSWORD)[0]["via"], "password")
 
+    def test_hash_upgraded(self):
+        """
+        A password hashed under older parameters is re-hashed under the
+        current ones at the next successful login (not at a failed one).
+        """
+        from echotwist.passwords import _context
+
+        self.register()
+        credentials = self.factory.accounts._credentials
+        old = self.successResultOf(credentials.user("alice"))[1]
+        self.factory.accounts._hasher.context = _context(memory_kib=2048, time_cost=1)
+        self.login(password="wrong password")
+        self.assertEqual(self.successResultOf(credentials.user("alice"))[1], old)
+        self.login()
+        new = self.successResultOf(credentials.user("alice"))[1]
+        self.assertTrue(old.startswith("$argon2id$v=19$m=1024,t=1,p=1$"), old)
+        self.assertTrue(new.startswith("$argon2id$v=19$m=2048,t=1,p=1$"), new)
+        self.assertEqual(self.login()[1][0]["type"], "auth_ok")
+
     def test_secrets_not_logged(self):
         """
         No log event of a whole auth session holds the password or a token.

@@ -17,8 +17,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from echotwist import certs, tap
-from tests.helpers import MessageClient, connect
-from tests.test_end_to_end import ServerTestCase
+from tests.helpers import MessageClient, ServerTestCase, connect
 
 
 def ipv6_loopback():
