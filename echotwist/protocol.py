@@ -15,7 +15,6 @@ order.
 
 import ipaddress
 
-from twisted.internet import defer
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -179,15 +178,15 @@ class ServerProtocol(FrameReceiver):
 
     def _run(self, handler, *args):
         """
-        Call a session handler; if it returns a L{Deferred}, hold the
-        following messages until it fires.
+        Call a session handler, which returns L{None} or a L{Deferred}; for a
+        L{Deferred}, hold the following messages until it fires.
         """
         try:
             result = handler(*args)
         except Exception:
             self._failed(Failure())
             return
-        if isinstance(result, defer.Deferred):
+        if result is not None:  # a Deferred (an isinstance check costs more)
             self._hold(BUSY)
             result.addErrback(self._failed)
             result.addBoth(lambda _: self._release(BUSY))
