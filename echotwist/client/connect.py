@@ -86,6 +86,20 @@ def is_loopback(address):
     return (mapped or ip).is_loopback
 
 
+def secrets_allowed(peer, tls, insecure):
+    """
+    Whether a password or a token may be sent on a connection to C{peer}:
+    over TLS, to this machine's loopback, or when the person said
+    C{--insecure}.
+
+    @return: (allowed, why not), the reason for a person.
+    """
+    if tls or insecure or is_loopback(peer):
+        return True, ""
+    host = getattr(peer, "host", peer)
+    return False, f"{host} is not this machine and the connection is not encrypted"
+
+
 def describe_failure(failure, host, port):
     """
     One line saying why connecting to C{host}:C{port} failed.

@@ -298,11 +298,8 @@ async def run(reactor, options, profile, trust_root, terminal, interactive):
             _say(f"{PROGRAM}: {connect.describe_failure(failure, host, port)}")
         raise SystemExit(1)
 
-    peer = protocol.transport.getPeer()
-    secure = bool(options["tls"] or options["insecure"] or connect.is_loopback(peer))
-    why = (
-        f"{getattr(peer, 'host', peer)} is not this machine and the connection "
-        "is not encrypted"
+    secure, why = connect.secrets_allowed(
+        protocol.transport.getPeer(), options["tls"], options["insecure"]
     )
     console = Console(reactor, terminal, interactive)
     conversation = Conversation(
