@@ -81,9 +81,10 @@ class Terminal:
 
 class ClientTestCase(SynchronousTestCase):
     mode = "auth"
+    server_options = ()
 
     def setUp(self):
-        self.server = ServerProcess(self.mode).start()
+        self.server = ServerProcess(self.mode, self.server_options).start()
         self.addCleanup(self.server.stop)
         home = os.path.abspath(self.mktemp())
         os.makedirs(home)
@@ -434,3 +435,19 @@ class IdentTests(ScriptTests):
         self.assertEqual(again.stdout.splitlines()[1:],
                          ["Welcome back, Zoë!", "bye: Goodbye."])
         self.assertEqual(again.returncode, 0)
+
+
+class IPv6Tests(ScriptTests):
+    server_options = ("--interface", "::1")
+
+    def test_scripted_session(self):
+        """
+        An IPv6 literal host works, and its token is kept under [::1]:port.
+        """
+        result = self.script(["ivy", PASSWORD, "over IPv6"], "--host", "::1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn(f"Connected to echolab 1.0.0 at [::1]:{self.port} (auth mode).",
+                      result.stdout)
+        self.assertIn("echo: over IPv6", result.stdout)
+        with open(self.profile) as f:
+            self.assertEqual(list(json.load(f)["servers"]), [f"[::1]:{self.port}"])
