@@ -226,8 +226,10 @@ class PromptTests(ClientTestCase):
         )
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stdout, "")
-        self.assertEqual(result.stderr.splitlines()[0],
-                         "echolab-client: --port: port 0 is out of range (1-65535)")
+        self.assertEqual(
+            result.stderr,
+            "echolab-client: --port: port 0 is out of range (1-65535) (see --help)\n",
+        )
 
     def test_connection_refused(self):
         """

@@ -223,8 +223,11 @@ def main(argv=None):
     try:
         options.parseOptions(argv)
     except usage.UsageError as e:
-        _say(f"{PROGRAM}: {e}\nTry {PROGRAM} --help.")
+        _say(f"{PROGRAM}: {e} (see --help)")
         sys.exit(2)
+    except BrokenPipeError:  # --help into a pager that quit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        sys.exit(1)
     interactive = os.isatty(0)
     terminal = Terminal(0)
     try:

@@ -35,7 +35,7 @@ class Options(usage.Options):
     C{echolab-client} options; see C{--help}.
     """
 
-    synopsis = "[options]"
+    synopsis = "Usage: echolab-client [options]"
     longdesc = (
         "Talk to an echolab server: answer its questions, see every message "
         "it sends, and keep its login tokens like cookies. Host and port are "
