@@ -20,6 +20,7 @@ from twisted.internet.endpoints import connectProtocol
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.basic import LineReceiver
 from twisted.python import usage
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from echotwist.client import connect
@@ -91,6 +92,7 @@ class ConsoleInput(LineReceiver):
 
     delimiter = b"\n"
     MAX_LENGTH = 16 * 1024 * 1024
+    output_lost = False
     _skipping = False
 
     def __init__(self, conversation, closed):
@@ -125,7 +127,9 @@ class ConsoleInput(LineReceiver):
         self.conversation.input_ended()
 
     def writeConnectionLost(self):
-        pass  # nobody reads what we show: keep going until the server is done
+        # Nobody reads what we show (a pager quit): go on until the server
+        # is done, with nothing left to flush at the end.
+        self.output_lost = True
 
     def connectionLost(self, reason):
         self.closed.callback(None)
@@ -184,6 +188,8 @@ class Console:
         if self._input is None or self._input.transport is None:
             return defer.succeed(None)
         self._input.transport.loseConnection()
+        if self._input.output_lost:
+            return defer.succeed(None)  # StandardIO will not call back
         return self._closed
 
 
@@ -285,8 +291,6 @@ async def run(reactor, options, profile, trust_root, terminal, interactive):
         heard.addTimeout(options["timeout"], reactor)
         await heard
     except Exception:
-        from twisted.python.failure import Failure
-
         failure = Failure()
         if interrupt.fired:
             _say("Interrupted.")

@@ -18,6 +18,8 @@ the order it asked.
 
 from collections import deque
 
+from twisted.internet.defer import Deferred
+
 from echotwist import messages as m
 from echotwist.client.profile import ProfileError
 
@@ -72,8 +74,6 @@ class Conversation:
             a loopback peer, or C{--insecure}).
         @param why_insecure: when not C{secure}, why, for the person.
         """
-        from twisted.internet.defer import Deferred
-
         self.peer = peer
         self.console = console
         self.profile = profile
