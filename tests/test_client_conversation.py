@@ -8,7 +8,7 @@ from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.client.conversation import Conversation
+from echotwist.client.conversation import Conversation, printable
 from echotwist.client.profile import Profile
 from echotwist.wire import encode_message
 
@@ -291,3 +291,28 @@ class ConversationTests(SynchronousTestCase):
         self.assertTrue(self.peer.aborted)
         self.conversation.connection_lost(Failure(ConnectionDone()))
         self.assertEqual(self.successResultOf(self.conversation.done), 130)
+
+    def test_server_text_shown_safely(self):
+        """
+        An escape sequence in a server message reaches the console escaped,
+        in prompts too.
+        """
+        self.start(interactive=True)
+        self.receive(welcome("ident"),
+                      {"type": "ask", "field": "name", "text": "Name?\x1b[2J", "secret": False},
+                      {"type": "bye", "text": "\x1b[31mred"})
+        self.assertIn("Name?\\x1b[2J ", self.console.output)
+        self.assertIn("bye: \\x1b[31mred", self.console.text)
+
+
+class PrintableTests(SynchronousTestCase):
+    def test_escapes(self):
+        """
+        Terminal controls and bidi overrides from the server are shown as
+        escapes; text, Cyrillic, emoji (joiners included) and tabs are not.
+        """
+        self.assertEqual(printable("\x1b]0;pwned\x07 \x9b2J"), "\\x1b]0;pwned\\x07 \\x9b2J")
+        self.assertEqual(printable("abc\u202egnp.exe"), "abc\\u202egnp.exe")
+        self.assertEqual(printable("line\nbreak\r"), "line\\nbreak\\r")
+        for text in ["plain", "Привет", "👨\u200d👩\u200d👧", "a\tb", "e\u0301"]:
+            self.assertEqual(printable(text), text)

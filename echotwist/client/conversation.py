@@ -16,6 +16,7 @@ have come, so a script need not know the timing and its output reads in
 the order it asked.
 """
 
+import unicodedata
 from collections import deque
 
 from twisted.internet.defer import Deferred
@@ -33,6 +34,24 @@ Type a line to have the server echo it. Commands:
   /quit           leave (so does the end of input, Ctrl-D)
   /help           this text
 A line starting with // is sent with one / removed."""
+
+
+_HARMLESS = frozenset("\t\u200c\u200d")  # tab, zero-width (non-)joiners of emoji
+
+
+def printable(text):
+    """
+    C{text} made safe for a terminal: control and format characters, which
+    could move the cursor, recolour or retitle the terminal, or reorder
+    what is shown (bidi overrides), are shown as escapes (C{\\x1b}), so
+    a server can only ever show text.
+    """
+    return "".join(
+        ch
+        if ch in _HARMLESS or unicodedata.category(ch) not in ("Cc", "Cf")
+        else ascii(ch)[1:-1]
+        for ch in text
+    )
 
 
 class Conversation:
@@ -90,8 +109,10 @@ class Conversation:
 
     def show(self, line):
         """
-        Show one line to the person (on a fresh line if a prompt is up).
+        Show one line to the person (on a fresh line if a prompt is up);
+        whatever the server put in it is shown as text only.
         """
+        line = printable(line)
         if self._prompt_shown:
             self._prompt_shown = False
             line = "\n" + line
@@ -171,7 +192,7 @@ class Conversation:
         if self.asking.get("secret"):
             self.console.hide_input(True)  # before the prompt shows
         if self.interactive:
-            self.console.prompt(text + " ")
+            self.console.prompt(printable(text) + " ")
             self._prompt_shown = True
         else:
             self.show(text)
