@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 
 BIN = os.path.dirname(sys.executable)
 TWISTD = os.path.join(BIN, "twistd")
@@ -22,23 +21,15 @@ CHEAP_HASH = ["--hash-memory", "19456", "--hash-time", "2"]
 """The cheapest argon2id parameters the server allows."""
 
 
-def client_env(**extra):
+def client_env(config_home):
     """
     The environment for a client subprocess: no profile of the person
-    running the tests is ever touched (XDG_CONFIG_HOME points elsewhere),
-    output is unbuffered, and the terminal is a plain one.
+    running the tests is ever touched (XDG_CONFIG_HOME is C{config_home},
+    a directory of the test), and the terminal is a plain one.
     """
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
-    env.update(
-        {
-            "PYTHONUNBUFFERED": "1",
-            "TERM": "dumb",
-            "XDG_CONFIG_HOME": tempfile.mkdtemp(prefix="echolab-xdg-"),
-            "COLUMNS": "200",
-        }
-    )
-    env.update(extra)
+    env.update({"TERM": "dumb", "XDG_CONFIG_HOME": os.path.abspath(config_home)})
     return env
 
 
@@ -58,7 +49,11 @@ class ServerProcess:
     @ivar directory: its working directory (its data directory is inside).
     """
 
-    def __init__(self, mode="auth", extra=()):
+    def __init__(self, directory, mode="auth", extra=()):
+        """
+        @param directory: a directory of the test to run in (made here).
+        """
+        self.directory = os.path.abspath(directory)
         self.mode = mode
         self.extra = list(extra)
         self.process = None
@@ -68,7 +63,7 @@ class ServerProcess:
         """
         Start the server and wait for its listening line.
         """
-        self.directory = tempfile.mkdtemp(prefix="echolab-server-")
+        os.makedirs(self.directory)
         command = [
             TWISTD, "--pidfile=", "-n", "echolab", "--port", "0",
             "--mode", self.mode, "--data-dir", os.path.join(self.directory, "data"),

@@ -45,7 +45,8 @@ class Terminal:
         self.shown = io.StringIO()
         command = client_command(*args)
         self.child = pexpect.spawn(
-            command[0], command[1:], env=env or client_env(), encoding="utf-8",
+            command[0], command[1:], env=env or client_env(test.mktemp()),
+            encoding="utf-8",
             timeout=TIMEOUT, dimensions=(24, 200),
         )
         # No sleep before typing (pexpect's default): the client turns echo
@@ -84,7 +85,9 @@ class ClientTestCase(SynchronousTestCase):
     server_options = ()
 
     def setUp(self):
-        self.server = ServerProcess(self.mode, self.server_options).start()
+        self.server = ServerProcess(
+            self.mktemp(), self.mode, self.server_options
+        ).start()
         self.addCleanup(self.server.stop)
         home = os.path.abspath(self.mktemp())
         os.makedirs(home)
@@ -221,7 +224,7 @@ class PromptTests(ClientTestCase):
         A bad --port is one line on standard error and status 2.
         """
         result = subprocess.run(
-            client_command("--port", "0"), env=client_env(), stdin=subprocess.DEVNULL,
+            client_command("--port", "0"), env=client_env(self.mktemp()), stdin=subprocess.DEVNULL,
             capture_output=True, text=True, timeout=TIMEOUT,
         )
         self.assertEqual(result.returncode, 2)
@@ -239,7 +242,7 @@ class PromptTests(ClientTestCase):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         result = subprocess.run(
-            client_command("--port", str(port)), env=client_env(),
+            client_command("--port", str(port)), env=client_env(self.mktemp()),
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
         )
         self.assertEqual(result.returncode, 1)
@@ -383,7 +386,7 @@ class ScriptTests(ClientTestCase):
     def script(self, lines, *args):
         result = subprocess.run(
             client_command("--profile", self.profile, "--port", self.port, *args),
-            input="".join(line + "\n" for line in lines), env=client_env(),
+            input="".join(line + "\n" for line in lines), env=client_env(self.mktemp()),
             capture_output=True, text=True, timeout=TIMEOUT,
         )
         self.assertNotIn("Traceback", result.stderr)

@@ -161,7 +161,7 @@ class TLSTests(TestCase):
         """
         command = client_command("--port", str(self.port), *args)
         return await getProcessOutputAndValue(
-            command[0], command[1:], env=client_env(), path=os.getcwd(),
+            command[0], command[1:], env=client_env(self.mktemp()), path=os.getcwd(),
             stdinBytes=script.encode(),
         )
 
