@@ -65,9 +65,18 @@ class ServerProcess:
         """
         os.makedirs(self.directory)
         command = [
-            TWISTD, "--pidfile=", "-n", "echolab", "--port", "0",
-            "--mode", self.mode, "--data-dir", os.path.join(self.directory, "data"),
-            *CHEAP_HASH, *self.extra,
+            TWISTD,
+            "--pidfile=",
+            "-n",
+            "echolab",
+            "--port",
+            "0",
+            "--mode",
+            self.mode,
+            "--data-dir",
+            os.path.join(self.directory, "data"),
+            *CHEAP_HASH,
+            *self.extra,
         ]
         self.process = subprocess.Popen(
             command,
@@ -129,19 +138,29 @@ def make_certificate(common_name, hosts, issuer=None):
         .not_valid_after(now + datetime.timedelta(days=1))
     )
     if issuer is None:
-        builder = builder.issuer_name(name).add_extension(
-            x509.BasicConstraints(ca=True, path_length=None), critical=True
-        ).add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False,
-                key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        ).add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-            critical=False,
+        builder = (
+            builder.issuer_name(name)
+            .add_extension(
+                x509.BasicConstraints(ca=True, path_length=None), critical=True
+            )
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                critical=False,
+            )
         )
         signing_key = key
     else:

@@ -45,9 +45,12 @@ class Terminal:
         self.shown = io.StringIO()
         command = client_command(*args)
         self.child = pexpect.spawn(
-            command[0], command[1:], env=env or client_env(test.mktemp()),
+            command[0],
+            command[1:],
+            env=env or client_env(test.mktemp()),
             encoding="utf-8",
-            timeout=TIMEOUT, dimensions=(24, 200),
+            timeout=TIMEOUT,
+            dimensions=(24, 200),
         )
         # No sleep before typing (pexpect's default): the client turns echo
         # off before a password prompt shows, so none is needed.
@@ -156,14 +159,18 @@ class PromptTests(ClientTestCase):
         client.type("")
         client.expect("Server port [9090]: ")
         client.type("http")
-        client.expect("'http' is not a port number (a whole number 1-65535); "
-                      "try again (empty for 9090).")
+        client.expect(
+            "'http' is not a port number (a whole number 1-65535); "
+            "try again (empty for 9090)."
+        )
         client.expect("Server port [9090]: ")
         client.type("65536")
         client.expect("port 65536 is out of range (1-65535)")
         client.expect("Server port [9090]: ")
         client.type(self.port)
-        client.expect(f"Connected to echolab 1.0.0 at localhost:{self.port} (echo mode).")
+        client.expect(
+            f"Connected to echolab 1.0.0 at localhost:{self.port} (echo mode)."
+        )
         client.expect("> ")
         self.quit(client)
 
@@ -224,8 +231,12 @@ class PromptTests(ClientTestCase):
         A bad --port is one line on standard error and status 2.
         """
         result = subprocess.run(
-            client_command("--port", "0"), env=client_env(self.mktemp()), stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=TIMEOUT,
+            client_command("--port", "0"),
+            env=client_env(self.mktemp()),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
         )
         self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stdout, "")
@@ -242,8 +253,12 @@ class PromptTests(ClientTestCase):
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         result = subprocess.run(
-            client_command("--port", str(port)), env=client_env(self.mktemp()),
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT,
+            client_command("--port", str(port)),
+            env=client_env(self.mktemp()),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
         )
         self.assertEqual(result.returncode, 1)
         self.assertEqual(
@@ -261,8 +276,9 @@ class AuthTests(ClientTestCase):
         """
         self.quit(self.register("ann"))
         self.assertEqual(stat.S_IMODE(os.stat(self.profile).st_mode), 0o600)
-        self.assertEqual(stat.S_IMODE(os.stat(os.path.dirname(self.profile)).st_mode),
-                         0o700)
+        self.assertEqual(
+            stat.S_IMODE(os.stat(os.path.dirname(self.profile)).st_mode), 0o700
+        )
         self.assertEqual(self.token()["login"], "ann")
         client = self.connect()
         client.expect("Logging in as ann with the saved token.")
@@ -363,7 +379,9 @@ class AuthTests(ClientTestCase):
         client.type("fay")
         client.expect("Password: ")
         client.type(PASSWORD)
-        client.expect("Logged in as fay; the token is not saved (the profile is ignored).")
+        client.expect(
+            "Logged in as fay; the token is not saved (the profile is ignored)."
+        )
         client.expect("> ")
         self.quit(client)
         self.assertEqual(stat.S_IMODE(os.stat(self.profile).st_mode), 0o644)
@@ -386,8 +404,11 @@ class ScriptTests(ClientTestCase):
     def script(self, lines, *args):
         result = subprocess.run(
             client_command("--profile", self.profile, "--port", self.port, *args),
-            input="".join(line + "\n" for line in lines), env=client_env(self.mktemp()),
-            capture_output=True, text=True, timeout=TIMEOUT,
+            input="".join(line + "\n" for line in lines),
+            env=client_env(self.mktemp()),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
         )
         self.assertNotIn("Traceback", result.stderr)
         return result
@@ -400,26 +421,32 @@ class ScriptTests(ClientTestCase):
         """
         result = self.script(["hal", PASSWORD, "first", "/repeat 2 second", "third"])
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(result.stdout.splitlines(), [
-            f"Connected to echolab 1.0.0 at localhost:{self.port} (auth mode).",
-            "Login:",
-            "New login. Choose a password (at least 8 characters):",
-            "Registered hal; token saved for next time.",
-            "Nice to meet you, hal!",
-            "echo: first",
-            "echo 1/2: second",
-            "echo 2/2: second",
-            "echo: third",
-            "bye: Goodbye.",
-        ])
+        self.assertEqual(
+            result.stdout.splitlines(),
+            [
+                f"Connected to echolab 1.0.0 at localhost:{self.port} (auth mode).",
+                "Login:",
+                "New login. Choose a password (at least 8 characters):",
+                "Registered hal; token saved for next time.",
+                "Nice to meet you, hal!",
+                "echo: first",
+                "echo 1/2: second",
+                "echo 2/2: second",
+                "echo: third",
+                "bye: Goodbye.",
+            ],
+        )
         again = self.script(["again"])
-        self.assertEqual(again.stdout.splitlines()[1:], [
-            "Logging in as hal with the saved token.",
-            "Logged in as hal with the saved token.",
-            "Welcome back, hal!",
-            "echo: again",
-            "bye: Goodbye.",
-        ])
+        self.assertEqual(
+            again.stdout.splitlines()[1:],
+            [
+                "Logging in as hal with the saved token.",
+                "Logged in as hal with the saved token.",
+                "Welcome back, hal!",
+                "echo: again",
+                "bye: Goodbye.",
+            ],
+        )
 
 
 class IdentTests(ScriptTests):
@@ -430,15 +457,19 @@ class IdentTests(ScriptTests):
         In ident mode the name is asked once, then this address is known.
         """
         result = self.script(["  Zoë  ", "hi"])
-        self.assertEqual(result.stdout.splitlines()[1:], [
-            "What is your name?",
-            "Nice to meet you, Zoë!",
-            "echo: hi",
-            "bye: Goodbye.",
-        ])
+        self.assertEqual(
+            result.stdout.splitlines()[1:],
+            [
+                "What is your name?",
+                "Nice to meet you, Zoë!",
+                "echo: hi",
+                "bye: Goodbye.",
+            ],
+        )
         again = self.script([])
-        self.assertEqual(again.stdout.splitlines()[1:],
-                         ["Welcome back, Zoë!", "bye: Goodbye."])
+        self.assertEqual(
+            again.stdout.splitlines()[1:], ["Welcome back, Zoë!", "bye: Goodbye."]
+        )
         self.assertEqual(again.returncode, 0)
 
 
@@ -451,8 +482,10 @@ class IPv6Tests(ScriptTests):
         """
         result = self.script(["ivy", PASSWORD, "over IPv6"], "--host", "::1")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn(f"Connected to echolab 1.0.0 at [::1]:{self.port} (auth mode).",
-                      result.stdout)
+        self.assertIn(
+            f"Connected to echolab 1.0.0 at [::1]:{self.port} (auth mode).",
+            result.stdout,
+        )
         self.assertIn("echo: over IPv6", result.stdout)
         with open(self.profile) as f:
             self.assertEqual(list(json.load(f)["servers"]), [f"[::1]:{self.port}"])

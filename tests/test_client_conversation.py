@@ -16,13 +16,22 @@ KEY = "localhost:9090"
 
 
 def welcome(mode="auth"):
-    return {"type": "welcome", "server": "echolab", "version": "1.0.0",
-            "mode": mode, "max_message": 200}
+    return {
+        "type": "welcome",
+        "server": "echolab",
+        "version": "1.0.0",
+        "mode": mode,
+        "max_message": 200,
+    }
 
 
 def ask(field, secret=False):
-    return {"type": "ask", "field": field, "text": field.capitalize() + ":",
-            "secret": secret}
+    return {
+        "type": "ask",
+        "field": field,
+        "text": field.capitalize() + ":",
+        "secret": secret,
+    }
 
 
 class FakePeer:
@@ -75,7 +84,12 @@ class ConversationTests(SynchronousTestCase):
         self.peer = FakePeer()
         self.console = FakeConsole(interactive)
         self.conversation = Conversation(
-            self.peer, self.console, self.profile, KEY, KEY, secure,
+            self.peer,
+            self.console,
+            self.profile,
+            KEY,
+            KEY,
+            secure,
             "10.1.2.3 is not this machine and the connection is not encrypted",
         )
         return self.conversation
@@ -93,9 +107,15 @@ class ConversationTests(SynchronousTestCase):
         self.receive(welcome(), ask("login"))
         self.assertEqual(self.peer.sent, [{"type": "token", "token": "T"}])
         self.assertNotIn("Login: ", self.console.output)
-        self.receive({"type": "auth_ok", "login": "alice", "via": "token"},
-                     {"type": "greet", "name": "alice", "known": True,
-                      "text": "Welcome back, alice!"})
+        self.receive(
+            {"type": "auth_ok", "login": "alice", "via": "token"},
+            {
+                "type": "greet",
+                "name": "alice",
+                "known": True,
+                "text": "Welcome back, alice!",
+            },
+        )
         self.assertTrue(self.conversation.ready)
         self.assertIn("Welcome back, alice!", self.console.output)
 
@@ -105,9 +125,12 @@ class ConversationTests(SynchronousTestCase):
         the server asks again is put to the person.
         """
         self.start(interactive=True, token="T")
-        self.receive(welcome(), ask("login"),
-                     {"type": "error", "code": "bad_token", "text": "unknown token"},
-                     ask("login"))
+        self.receive(
+            welcome(),
+            ask("login"),
+            {"type": "error", "code": "bad_token", "text": "unknown token"},
+            ask("login"),
+        )
         self.assertIsNone(self.profile.entry(KEY))
         self.assertEqual(self.console.output.count("Login: "), 1)
         self.assertIn("error (bad_token): unknown token", self.console.output)
@@ -117,8 +140,16 @@ class ConversationTests(SynchronousTestCase):
         The token of every auth_ok that carries one is saved for the server.
         """
         self.start()
-        self.receive(welcome(), {"type": "auth_ok", "login": "Bob", "via": "register",
-                                 "token": "NEW", "expires": 1500})
+        self.receive(
+            welcome(),
+            {
+                "type": "auth_ok",
+                "login": "Bob",
+                "via": "register",
+                "token": "NEW",
+                "expires": 1500,
+            },
+        )
         self.assertEqual(self.profile.entry(KEY)["token"], "NEW")
         self.assertIn("Registered Bob; token saved for next time.", self.console.output)
 
@@ -134,10 +165,13 @@ class ConversationTests(SynchronousTestCase):
         self.assertEqual(self.console.hidden_at_prompt[-1], ("Password: ", True))
         self.conversation.line_received(" pass word ")
         self.assertFalse(self.console.hidden)
-        self.assertEqual(self.peer.sent, [
-            {"type": "answer", "field": "login", "value": "alice"},
-            {"type": "answer", "field": "password", "value": " pass word "},
-        ])
+        self.assertEqual(
+            self.peer.sent,
+            [
+                {"type": "answer", "field": "login", "value": "alice"},
+                {"type": "answer", "field": "password", "value": " pass word "},
+            ],
+        )
 
     def test_new_password_twice(self):
         """
@@ -152,8 +186,10 @@ class ConversationTests(SynchronousTestCase):
         for line in ["first-try-1", "first-try-2", "same-secret", "same-secret"]:
             self.conversation.line_received(line)
         self.assertIn("  The two passwords differ; try again.", self.console.output)
-        self.assertEqual(self.peer.sent[-1],
-                         {"type": "answer", "field": "new_password", "value": "same-secret"})
+        self.assertEqual(
+            self.peer.sent[-1],
+            {"type": "answer", "field": "new_password", "value": "same-secret"},
+        )
         self.assertEqual(len(self.peer.sent), 2)
 
     def test_bad_login_asked_again(self):
@@ -165,8 +201,10 @@ class ConversationTests(SynchronousTestCase):
         self.receive(welcome(), ask("login"))
         self.conversation.line_received("no spaces please")
         self.assertEqual(self.peer.sent, [])
-        self.assertEqual(self.console.output[-2:],
-                         ["  a login may hold only A-Z a-z 0-9 . _ -; try again.", "Login: "])
+        self.assertEqual(
+            self.console.output[-2:],
+            ["  a login may hold only A-Z a-z 0-9 . _ -; try again.", "Login: "],
+        )
 
     def test_insecure_refused(self):
         """
@@ -176,8 +214,11 @@ class ConversationTests(SynchronousTestCase):
         self.start(secure=False, token="T")
         self.receive(welcome())
         self.assertEqual(self.peer.sent, [{"type": "quit"}])
-        self.assertIn("Refusing to send a password or a token in clear text: "
-                      "10.1.2.3 is not this machine", self.console.text)
+        self.assertIn(
+            "Refusing to send a password or a token in clear text: "
+            "10.1.2.3 is not this machine",
+            self.console.text,
+        )
         self.assertEqual(self.conversation.code, 1)
 
     def test_insecure_echo_mode_fine(self):
@@ -204,12 +245,21 @@ class ConversationTests(SynchronousTestCase):
         self.assertEqual(self.peer.sent[-1]["value"], "alice")
         self.receive(ask("password", secret=True))
         self.assertEqual(self.peer.sent[-1]["value"], "secret-pw")
-        self.receive({"type": "auth_ok", "login": "alice", "via": "password",
-                      "token": "N", "expires": 1500},
-                     {"type": "greet", "name": "alice", "known": True, "text": "Hi"})
+        self.receive(
+            {
+                "type": "auth_ok",
+                "login": "alice",
+                "via": "password",
+                "token": "N",
+                "expires": 1500,
+            },
+            {"type": "greet", "name": "alice", "known": True, "text": "Hi"},
+        )
         self.assertEqual(self.peer.sent[-1], {"type": "say", "text": "one"})
         self.receive({"type": "echo", "text": "one"})
-        self.assertEqual(self.peer.sent[-1], {"type": "say", "text": "two", "repeat": 2})
+        self.assertEqual(
+            self.peer.sent[-1], {"type": "say", "text": "two", "repeat": 2}
+        )
         self.receive({"type": "echo", "text": "two", "n": 1, "of": 2})
         self.assertEqual(self.peer.sent[-1]["type"], "say")
         self.receive({"type": "echo", "text": "two", "n": 2, "of": 2})
@@ -226,8 +276,9 @@ class ConversationTests(SynchronousTestCase):
         self.conversation.line_received("alice")
         self.conversation.line_received("too early")
         self.assertEqual(len(self.peer.sent), 1)
-        self.assertIn("(waiting for the server; that line was not sent)",
-                      self.console.output)
+        self.assertIn(
+            "(waiting for the server; that line was not sent)", self.console.output
+        )
 
     def test_commands(self):
         """
@@ -236,13 +287,24 @@ class ConversationTests(SynchronousTestCase):
         """
         self.start(interactive=True)
         self.receive(welcome("echo"))
-        for line in ["/repeat 0 x", "/repeat 101 x", "/repeat two x", "/repeat 3",
-                     "/nope", "//etc", "x" * 300, "/repeat 3 x"]:
+        for line in [
+            "/repeat 0 x",
+            "/repeat 101 x",
+            "/repeat two x",
+            "/repeat 3",
+            "/nope",
+            "//etc",
+            "x" * 300,
+            "/repeat 3 x",
+        ]:
             self.conversation.line_received(line)
-        self.assertEqual(self.peer.sent, [
-            {"type": "say", "text": "/etc"},
-            {"type": "say", "text": "x", "repeat": 3},
-        ])
+        self.assertEqual(
+            self.peer.sent,
+            [
+                {"type": "say", "text": "/etc"},
+                {"type": "say", "text": "x", "repeat": 3},
+            ],
+        )
         text = self.console.text
         self.assertEqual(text.count("usage: /repeat N text, N from 1 to 100"), 4)
         self.assertIn("Unknown command /nope; /help lists the commands.", text)
@@ -254,8 +316,11 @@ class ConversationTests(SynchronousTestCase):
         the session then ends with status 0.
         """
         self.start(interactive=True, token="T")
-        self.receive(welcome(), {"type": "auth_ok", "login": "alice", "via": "token"},
-                     {"type": "greet", "name": "alice", "known": True, "text": "Hi"})
+        self.receive(
+            welcome(),
+            {"type": "auth_ok", "login": "alice", "via": "token"},
+            {"type": "greet", "name": "alice", "known": True, "text": "Hi"},
+        )
         self.conversation.line_received("/logout")
         self.assertEqual(self.peer.sent[-1], {"type": "logout"})
         self.assertIsNone(self.profile.entry(KEY))
@@ -269,9 +334,11 @@ class ConversationTests(SynchronousTestCase):
         reason shown.
         """
         self.start()
-        self.receive(welcome("echo"),
-                     {"type": "error", "code": "timeout", "text": "idle for too long"},
-                     {"type": "bye", "text": "Timed out; closing."})
+        self.receive(
+            welcome("echo"),
+            {"type": "error", "code": "timeout", "text": "idle for too long"},
+            {"type": "bye", "text": "Timed out; closing."},
+        )
         self.conversation.connection_lost(Failure(ConnectionDone()))
         self.assertEqual(self.successResultOf(self.conversation.done), 1)
         self.assertIn("error (timeout): idle for too long", self.console.output)
@@ -298,9 +365,11 @@ class ConversationTests(SynchronousTestCase):
         in prompts too.
         """
         self.start(interactive=True)
-        self.receive(welcome("ident"),
-                      {"type": "ask", "field": "name", "text": "Name?\x1b[2J", "secret": False},
-                      {"type": "bye", "text": "\x1b[31mred"})
+        self.receive(
+            welcome("ident"),
+            {"type": "ask", "field": "name", "text": "Name?\x1b[2J", "secret": False},
+            {"type": "bye", "text": "\x1b[31mred"},
+        )
         self.assertIn("Name?\\x1b[2J ", self.console.output)
         self.assertIn("bye: \\x1b[31mred", self.console.text)
 
@@ -311,7 +380,9 @@ class PrintableTests(SynchronousTestCase):
         Terminal controls and bidi overrides from the server are shown as
         escapes; text, Cyrillic, emoji (joiners included) and tabs are not.
         """
-        self.assertEqual(printable("\x1b]0;pwned\x07 \x9b2J"), "\\x1b]0;pwned\\x07 \\x9b2J")
+        self.assertEqual(
+            printable("\x1b]0;pwned\x07 \x9b2J"), "\\x1b]0;pwned\\x07 \\x9b2J"
+        )
         self.assertEqual(printable("abc\u202egnp.exe"), "abc\\u202egnp.exe")
         self.assertEqual(printable("line\nbreak\r"), "line\\nbreak\\r")
         for text in ["plain", "Привет", "👨\u200d👩\u200d👧", "a\tb", "e\u0301"]:

@@ -24,8 +24,13 @@ class OptionsTests(SynchronousTestCase):
         """
         options = parse()
         self.assertEqual(
-            (options["host"], options["port"], options["tls"], options["insecure"],
-             options["timeout"]),
+            (
+                options["host"],
+                options["port"],
+                options["tls"],
+                options["insecure"],
+                options["timeout"],
+            ),
             (None, None, False, False, 10.0),
         )
 
@@ -35,8 +40,9 @@ class OptionsTests(SynchronousTestCase):
         implies TLS.
         """
         options = parse("--host", "[::1]", "--port", "8080", "--ca", "ca.pem")
-        self.assertEqual((options["host"], options["port"], options["tls"]),
-                         ("::1", 8080, True))
+        self.assertEqual(
+            (options["host"], options["port"], options["tls"]), ("::1", 8080, True)
+        )
 
     def test_bad_values(self):
         """
@@ -82,8 +88,14 @@ class FillInTests(SynchronousTestCase):
 
         fill_in(options, True, read, written.append)
         self.assertEqual((options["host"], options["port"]), ("localhost", 7070))
-        self.assertEqual(prompts, ["Server host [localhost]: ", "Server port [9090]: ",
-                                   "Server port [9090]: "])
+        self.assertEqual(
+            prompts,
+            [
+                "Server host [localhost]: ",
+                "Server port [9090]: ",
+                "Server port [9090]: ",
+            ],
+        )
         self.assertEqual(len(written), 1)
 
     def test_given_not_asked(self):

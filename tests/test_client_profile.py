@@ -69,7 +69,8 @@ class ProfileTests(SynchronousTestCase):
         self.load().save_token("h:1", "alice", "tok", NOW + 60)
         profile = self.load()
         self.assertEqual(
-            profile.entry("h:1"), {"login": "alice", "token": "tok", "expires": NOW + 60}
+            profile.entry("h:1"),
+            {"login": "alice", "token": "tok", "expires": NOW + 60},
         )
         self.assertIsNone(profile.entry("h:2"))
 
@@ -98,7 +99,9 @@ class ProfileTests(SynchronousTestCase):
             raise OSError(28, "No space left on device")
 
         self.patch(p.os, "replace", failing_replace)
-        self.assertRaises(p.ProfileError, profile.save_token, "h:1", "alice", "new", NOW + 60)
+        self.assertRaises(
+            p.ProfileError, profile.save_token, "h:1", "alice", "new", NOW + 60
+        )
         self.assertEqual(open(self.path, "rb").read(), before)
         self.assertEqual(os.listdir(self.directory), ["profile.json"])
 

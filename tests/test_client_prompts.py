@@ -25,7 +25,9 @@ def resolves_only(*names):
 
 class ParseHostTests(SynchronousTestCase):
     def parse(self, text):
-        return prompts.parse_host(text, getaddrinfo=resolves_only("localhost", "example.org"))
+        return prompts.parse_host(
+            text, getaddrinfo=resolves_only("localhost", "example.org")
+        )
 
     def test_addresses(self):
         """
@@ -69,8 +71,9 @@ class ParseHostTests(SynchronousTestCase):
         With C{resolve=False} a well-formed name is taken unresolved.
         """
         self.assertEqual(
-            prompts.parse_host("nowhere.invalid", resolve=False,
-                               getaddrinfo=resolves_only()),
+            prompts.parse_host(
+                "nowhere.invalid", resolve=False, getaddrinfo=resolves_only()
+            ),
             "nowhere.invalid",
         )
 

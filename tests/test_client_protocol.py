@@ -14,8 +14,13 @@ from echotwist.wire import HEADER
 
 from .helpers import frame, unframe
 
-WELCOME = {"type": "welcome", "server": "echolab", "version": "1", "mode": "echo",
-           "max_message": 100}
+WELCOME = {
+    "type": "welcome",
+    "server": "echolab",
+    "version": "1",
+    "mode": "echo",
+    "max_message": 100,
+}
 
 
 class Recorder:
@@ -67,11 +72,17 @@ class ClientProtocolTests(SynchronousTestCase):
         """
         heard = self.protocol.when_heard()
         self.assertNoResult(heard)
-        self.protocol.dataReceived(frame(WELCOME) + frame({"type": "ask", "field": "login",
-                                                            "text": "Login:", "secret": False}))
+        self.protocol.dataReceived(
+            frame(WELCOME)
+            + frame(
+                {"type": "ask", "field": "login", "text": "Login:", "secret": False}
+            )
+        )
         self.assertIs(self.successResultOf(heard), self.protocol)
         self.protocol.attach(self.handler)
-        self.assertEqual([e[1]["type"] for e in self.handler.events], ["welcome", "ask"])
+        self.assertEqual(
+            [e[1]["type"] for e in self.handler.events], ["welcome", "ask"]
+        )
 
     def test_lost_before_heard(self):
         """
@@ -111,6 +122,8 @@ class ClientProtocolTests(SynchronousTestCase):
         Messages go out as one frame each.
         """
         self.protocol.send({"type": "say", "text": "hi", "repeat": 2})
-        self.assertEqual(unframe(self.transport.value()),
-                         [{"type": "say", "text": "hi", "repeat": 2}])
+        self.assertEqual(
+            unframe(self.transport.value()),
+            [{"type": "say", "text": "hi", "repeat": 2}],
+        )
         self.assertEqual(self.protocol.payload_size({"type": "quit"}), 15)

@@ -103,8 +103,12 @@ class TLSTests(TestCase):
 
     async def connect_to(self, host, ca_file):
         endpoint = connect.endpoint_for(
-            reactor, host, self.port, tls=True,
-            trust_root=connect.load_trust_root(ca_file), timeout=TIMEOUT,
+            reactor,
+            host,
+            self.port,
+            tls=True,
+            trust_root=connect.load_trust_root(ca_file),
+            timeout=TIMEOUT,
         )
         protocol = await connectProtocol(endpoint, ClientProtocol())
         return protocol, protocol.when_heard()
@@ -161,7 +165,10 @@ class TLSTests(TestCase):
         """
         command = client_command("--port", str(self.port), *args)
         return await getProcessOutputAndValue(
-            command[0], command[1:], env=client_env(self.mktemp()), path=os.getcwd(),
+            command[0],
+            command[1:],
+            env=client_env(self.mktemp()),
+            path=os.getcwd(),
             stdinBytes=script.encode(),
         )
 
@@ -173,11 +180,14 @@ class TLSTests(TestCase):
             "--host", "localhost", "--ca", self.ca_file, script="hello\n"
         )
         self.assertEqual((code, err), (0, b""))
-        self.assertEqual(out.decode().splitlines(), [
-            f"Connected to echolab tls-test at localhost:{self.port} (echo mode).",
-            "echo: hello",
-            "bye: Goodbye.",
-        ])
+        self.assertEqual(
+            out.decode().splitlines(),
+            [
+                f"Connected to echolab tls-test at localhost:{self.port} (echo mode).",
+                "echo: hello",
+                "bye: Goodbye.",
+            ],
+        )
 
     async def test_client_process_refused(self):
         """

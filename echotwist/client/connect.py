@@ -153,7 +153,9 @@ def _tls_reason(value):
         for part in (entry if isinstance(entry, tuple) else (entry,))
     )
     if "certificate verify failed" in text:
-        return "the server's certificate could not be verified (certificate verify failed)"
+        return (
+            "the server's certificate could not be verified (certificate verify failed)"
+        )
     if "wrong version number" in text or "packet length too long" in text:
         return "the server does not speak TLS"
     return f"TLS handshake failed ({text or value!r})"

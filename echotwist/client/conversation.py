@@ -47,9 +47,11 @@ def printable(text):
     a server can only ever show text.
     """
     return "".join(
-        ch
-        if ch in _HARMLESS or unicodedata.category(ch) not in ("Cc", "Cf")
-        else ascii(ch)[1:-1]
+        (
+            ch
+            if ch in _HARMLESS or unicodedata.category(ch) not in ("Cc", "Cf")
+            else ascii(ch)[1:-1]
+        )
         for ch in text
     )
 
@@ -175,7 +177,10 @@ class Conversation:
             # it asks again if it still needs to.
             return
         if message.get("secret") and not self.secure:
-            self.show(f"Refusing to answer {message.get('field')!r} in clear text: {self.why_insecure}.")
+            field = message.get("field")
+            self.show(
+                f"Refusing to answer {field!r} in clear text: {self.why_insecure}."
+            )
             self.code = 1
             self._leave({"type": "quit"})
             return
@@ -267,13 +272,18 @@ class Conversation:
         """
         The server sent a frame that is not a message.
         """
-        self.show(f"(the server sent something that is not a message: {reason}; ignored)")
+        self.show(
+            f"(the server sent something that is not a message: {reason}; ignored)"
+        )
 
     def too_large(self, length):
         """
         The server sent a frame longer than this client takes.
         """
-        self.show(f"The server sent a message of {length} bytes, too long for this client; closing.")
+        self.show(
+            f"The server sent a message of {length} bytes, "
+            "too long for this client; closing."
+        )
         self.code = 1
         self.leaving = True
 
@@ -284,7 +294,8 @@ class Conversation:
         self.console.hide_input(False)
         if not self.leaving:
             if not self.said_bye:
-                self.show(f"The connection to {self.where} was lost ({reason.getErrorMessage()}).")
+                why = reason.getErrorMessage()
+                self.show(f"The connection to {self.where} was lost ({why}).")
             self.code = self.code or 1
         elif not self.said_bye and self.code == 0:
             self.show("The server closed the connection.")

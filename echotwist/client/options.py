@@ -43,23 +43,42 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["host", "H", None,
-         f"Server host name or IP address [default: {DEFAULT_HOST}]."],
+        [
+            "host",
+            "H",
+            None,
+            f"Server host name or IP address [default: {DEFAULT_HOST}].",
+        ],
         ["port", "p", None, f"Server TCP port, 1-65535 [default: {DEFAULT_PORT}]."],
-        ["profile", None, None,
-         "Token profile file [default: $XDG_CONFIG_HOME/echolab/profile.json, "
-         "or ~/.config/echolab/profile.json]."],
-        ["ca", None, None,
-         "PEM file of the CA certificates that may sign the server's "
-         "certificate (implies --tls) [default: the system's trust store]."],
-        ["timeout", None, str(DEFAULT_TIMEOUT),
-         "Seconds to wait for the connection and for the server's welcome."],
+        [
+            "profile",
+            None,
+            None,
+            "Token profile file [default: $XDG_CONFIG_HOME/echolab/profile.json, "
+            "or ~/.config/echolab/profile.json].",
+        ],
+        [
+            "ca",
+            None,
+            None,
+            "PEM file of the CA certificates that may sign the server's "
+            "certificate (implies --tls) [default: the system's trust store].",
+        ],
+        [
+            "timeout",
+            None,
+            str(DEFAULT_TIMEOUT),
+            "Seconds to wait for the connection and for the server's welcome.",
+        ],
     ]
     optFlags = [
         ["tls", None, "Connect with TLS, verifying the server's certificate and name."],
-        ["insecure", None,
-         "Allow a password or a token to go in clear text to a host that is "
-         "not this machine (never needed with --tls or on loopback)."],
+        [
+            "insecure",
+            None,
+            "Allow a password or a token to go in clear text to a host that is "
+            "not this machine (never needed with --tls or on loopback).",
+        ],
     ]
 
     def opt_version(self):
