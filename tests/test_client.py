@@ -18,7 +18,10 @@ import subprocess
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from echotwist import __version__
+
 from .client_support import (
+    BIN,
     TIMEOUT,
     ServerProcess,
     client_command,
@@ -150,10 +153,11 @@ class PromptTests(ClientTestCase):
 
     def test_defaults_and_bad_port(self):
         """
-        The host question takes its default on an empty answer; a bad port
-        gets a reason and the question again; the connection then works.
-        (The port typed at last is the test server's, which is not 9090.)
+        The host question takes its default on an empty answer, and a bad
+        port gets a reason and the question again.
         """
+        # The port typed at last is the test server's (not 9090, which may
+        # be taken here); test_port_default checks the port's default.
         client = self.client()
         client.expect("Server host [localhost]: ")
         client.type("")
@@ -169,7 +173,7 @@ class PromptTests(ClientTestCase):
         client.expect("Server port [9090]: ")
         client.type(self.port)
         client.expect(
-            f"Connected to echolab 1.0.0 at localhost:{self.port} (echo mode)."
+            f"Connected to echolab {__version__} at localhost:{self.port} (echo mode)."
         )
         client.expect("> ")
         self.quit(client)
@@ -225,6 +229,25 @@ class PromptTests(ClientTestCase):
         client.child.sendintr()
         client.expect("Interrupted; not connecting.")
         self.assertEqual(client.finish(), 130)
+
+    def test_console_script(self):
+        """
+        The installed C{echolab-client} script runs the client.
+        """
+        script = os.path.join(BIN, "echolab-client")
+        if not os.path.exists(script):
+            raise SkipTest("echolab-client is not installed next to this Python")
+        result = subprocess.run(
+            [script, "--version"],
+            env=client_env(self.mktemp()),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        self.assertEqual(
+            (result.returncode, result.stdout), (0, f"echolab-client {__version__}\n")
+        )
 
     def test_bad_port_option(self):
         """
@@ -424,7 +447,7 @@ class ScriptTests(ClientTestCase):
         self.assertEqual(
             result.stdout.splitlines(),
             [
-                f"Connected to echolab 1.0.0 at localhost:{self.port} (auth mode).",
+                f"Connected to echolab {__version__} at localhost:{self.port} (auth mode).",
                 "Login:",
                 "New login. Choose a password (at least 8 characters):",
                 "Registered hal; token saved for next time.",
@@ -483,7 +506,7 @@ class IPv6Tests(ScriptTests):
         result = self.script(["ivy", PASSWORD, "over IPv6"], "--host", "::1")
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn(
-            f"Connected to echolab 1.0.0 at [::1]:{self.port} (auth mode).",
+            f"Connected to echolab {__version__} at [::1]:{self.port} (auth mode).",
             result.stdout,
         )
         self.assertIn("echo: over IPv6", result.stdout)
