@@ -143,6 +143,23 @@ class ClientTestCase(SynchronousTestCase):
         client.expect("bye: Goodbye.")
         self.assertEqual(client.finish(), 0)
 
+    def script(self, lines, *args):
+        """
+        Run the client with C{lines} piped in (not a terminal).
+
+        @return: the L{subprocess.CompletedProcess}.
+        """
+        result = subprocess.run(
+            client_command("--profile", self.profile, "--port", self.port, *args),
+            input="".join(line + "\n" for line in lines),
+            env=client_env(self.mktemp()),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        self.assertNotIn("Traceback", result.stderr)
+        return result
+
     def token(self):
         with open(self.profile) as f:
             return json.load(f)["servers"].get(f"localhost:{self.port}")
@@ -422,20 +439,18 @@ class AuthTests(ClientTestCase):
         client.expect("Interrupted.")
         self.assertEqual(client.finish(), 130)
 
+    def test_end_of_input_in_session(self):
+        """
+        Ctrl-D at the login question sends quit and ends with status 0.
+        """
+        client = self.connect()
+        client.expect("Login: ")
+        client.child.sendeof()
+        client.expect("bye: Goodbye.")
+        self.assertEqual(client.finish(), 0)
+
 
 class ScriptTests(ClientTestCase):
-    def script(self, lines, *args):
-        result = subprocess.run(
-            client_command("--profile", self.profile, "--port", self.port, *args),
-            input="".join(line + "\n" for line in lines),
-            env=client_env(self.mktemp()),
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT,
-        )
-        self.assertNotIn("Traceback", result.stderr)
-        return result
-
     def test_scripted_session(self):
         """
         With a script on standard input (no terminal), no host or port is
@@ -471,8 +486,17 @@ class ScriptTests(ClientTestCase):
             ],
         )
 
+    def test_insecure_warns(self):
+        """
+        --insecure is announced on standard error, even where it is not
+        needed.
+        """
+        result = self.script([], "--insecure")
+        self.assertEqual(result.returncode, 0)
+        self.assertIn("WARNING: --insecure", result.stderr)
 
-class IdentTests(ScriptTests):
+
+class IdentTests(ClientTestCase):
     mode = "ident"
 
     def test_scripted_session(self):
@@ -496,7 +520,7 @@ class IdentTests(ScriptTests):
         self.assertEqual(again.returncode, 0)
 
 
-class IPv6Tests(ScriptTests):
+class IPv6Tests(ClientTestCase):
     server_options = ("--interface", "::1")
 
     def test_scripted_session(self):
