@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_prompts -*-
+# -*- test-case-name: tests.test_client_prompts -*-
 """
 Safe interactive input (lab task 2): ask for a value showing its default,
 take the default on an empty answer, and ask again with a one-line reason
@@ -7,6 +7,8 @@ validate options with the same parsers.
 """
 
 import ipaddress
+import re
+import socket
 
 
 def parse_port(text, allow_zero=True):
@@ -37,6 +39,42 @@ def parse_interface(text):
         return str(ipaddress.ip_address(text))
     except ValueError:
         raise ValueError(f"{text!r} is not an IPv4 or IPv6 address") from None
+
+
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})*\.?")
+
+
+def parse_host(text, resolve=True, getaddrinfo=socket.getaddrinfo):
+    """
+    A host to connect to: an IPv4 or IPv6 address (C{::1}, or C{[::1]} as
+    in URLs) or a host name that resolves.
+
+    @param resolve: whether a host name must resolve (an address always
+        stands for itself).
+    @param getaddrinfo: L{socket.getaddrinfo}, replaced in tests.
+    @return: the host, addresses without brackets, names in lower case.
+    @raise ValueError: with a reason for a person.
+    """
+    host = text.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise ValueError("the host is empty")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if len(host) > 253 or not (host.isascii() and _HOST_NAME.fullmatch(host)):
+        raise ValueError(f"{host!r} is not a host name or an IP address")
+    host = host.lower()
+    if resolve:
+        try:
+            getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as e:
+            reason = getattr(e, "strerror", None) or str(e)
+            raise ValueError(f"cannot resolve {host!r} ({reason})") from None
+    return host
 
 
 def ask(question, default, parse, read=input, write=print):

@@ -1,0 +1,161 @@
+# -*- test-case-name: tests.test_client_tls -*-
+"""
+How the client reaches a server: plain TCP or TLS (verified against the
+system's trust store or a given CA file, host name checked), and whether
+the connection is safe for a password or a token.
+
+A TLS failure is never answered by trying plain TCP: the connection fails
+and L{describe_failure} says why in one line.
+"""
+
+import ipaddress
+import re
+
+from service_identity import VerificationError
+from twisted.internet import error, ssl
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+
+_PEM_CERTIFICATE = re.compile(
+    rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
+)
+
+
+class CAFileError(Exception):
+    """
+    The C{--ca} file cannot be used.
+    """
+
+
+def load_trust_root(ca_path=None):
+    """
+    What verifies the server's certificate.
+
+    @param ca_path: a PEM file of one or more CA certificates; L{None}
+        for the system's trust store.
+    @raise CAFileError: with a reason for a person.
+    """
+    if ca_path is None:
+        return ssl.platformTrust()
+    try:
+        with open(ca_path, "rb") as f:
+            pem = f.read()
+    except OSError as e:
+        raise CAFileError(f"cannot read {ca_path} ({e.strerror})") from None
+    blocks = _PEM_CERTIFICATE.findall(pem)
+    if not blocks:
+        raise CAFileError(f"{ca_path} holds no PEM certificate")
+    try:
+        certificates = [ssl.Certificate.loadPEM(block) for block in blocks]
+    except Exception as e:
+        raise CAFileError(f"{ca_path}: not a valid certificate ({e})") from None
+    return ssl.trustRootFromCertificates(certificates)
+
+
+def endpoint_for(reactor, host, port, tls=False, trust_root=None, timeout=10):
+    """
+    An endpoint that connects to C{host} (a name, or an IPv4 or IPv6
+    address) and C{port}, trying each address the name resolves to.
+
+    @param tls: whether to speak TLS; then the server's certificate must
+        be signed by C{trust_root} and name C{host}.
+    @param trust_root: from L{load_trust_root}.
+    @param timeout: seconds to wait for the TCP connection.
+    """
+    endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
+    if not tls:
+        return endpoint
+    options = ssl.optionsForClientTLS(host, trustRoot=trust_root)
+    return wrapClientTLS(options, endpoint)
+
+
+def is_loopback(address):
+    """
+    Whether a connection's peer address is this machine's loopback
+    (127.0.0.0/8, ::1, or an IPv4-mapped 127.x address).
+
+    @param address: an C{IAddress} (from C{transport.getPeer()}).
+    """
+    host = getattr(address, "host", None)
+    if not host:
+        return False
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
+
+
+def secrets_allowed(peer, tls, insecure):
+    """
+    Whether a password or a token may be sent on a connection to C{peer}:
+    over TLS, to this machine's loopback, or when the person said
+    C{--insecure}.
+
+    @return: (allowed, why not), the reason for a person.
+    """
+    if tls or insecure or is_loopback(peer):
+        return True, ""
+    host = getattr(peer, "host", peer)
+    return False, f"{host} is not this machine and the connection is not encrypted"
+
+
+def describe_failure(failure, host, port):
+    """
+    One line saying why connecting to C{host}:C{port} failed.
+
+    @param failure: a L{twisted.python.failure.Failure}.
+    """
+    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    value = failure.value
+    if failure.check(error.ConnectionRefusedError):
+        return f"cannot connect to {where}: connection refused (is the server running?)"
+    if failure.check(error.TimeoutError, error.UserError):
+        return f"cannot connect to {where}: timed out"
+    if failure.check(error.DNSLookupError):
+        return f"cannot connect to {where}: the host name does not resolve"
+    if failure.check(error.NoRouteError):
+        return f"cannot connect to {where}: no route to the host"
+    if failure.check(VerificationError):
+        return (
+            f"cannot connect to {where} over TLS: the server's certificate "
+            f"is not for {host!r}; not connecting"
+        )
+    tls = _tls_reason(value)
+    if tls is not None:
+        return f"cannot connect to {where} over TLS: {tls}; not connecting"
+    if failure.check(error.ConnectionDone, error.ConnectionLost):
+        return (
+            f"{where} closed the connection before saying welcome "
+            "(is it an echolab server? does it want --tls?)"
+        )
+    if failure.check(error.ConnectError):
+        reason = value.osError or (value.args[0] if value.args else value)
+        return f"cannot connect to {where}: {reason}"
+    return f"cannot connect to {where}: {value}"
+
+
+def _tls_reason(value):
+    """
+    A short reason for an OpenSSL failure, or L{None} if C{value} is not
+    one.
+    """
+    try:
+        from OpenSSL.SSL import Error as SSLError
+    except ImportError:  # pragma: no cover - twisted[tls] is required
+        return None
+    if not isinstance(value, SSLError):
+        return None
+    text = " ".join(
+        str(part)
+        for detail in value.args
+        for entry in (detail if isinstance(detail, list) else [detail])
+        for part in (entry if isinstance(entry, tuple) else (entry,))
+    )
+    if "certificate verify failed" in text:
+        return (
+            "the server's certificate could not be verified (certificate verify failed)"
+        )
+    if "wrong version number" in text or "packet length too long" in text:
+        return "the server does not speak TLS"
+    return f"TLS handshake failed ({text or value!r})"

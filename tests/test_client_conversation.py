@@ -1,0 +1,389 @@
+"""
+Tests for L{echotwist.client.conversation}: what the client sends and
+shows for each server message and each line, with a fake connection and
+console (the end-to-end tests in L{tests.test_client} run the real ones).
+"""
+
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from echotwist.client.conversation import Conversation, printable
+from echotwist.client.profile import Profile
+from echotwist.wire import encode_message
+
+KEY = "localhost:9090"
+
+
+def welcome(mode="auth"):
+    return {
+        "type": "welcome",
+        "server": "echolab",
+        "version": "1.0.0",
+        "mode": mode,
+        "max_message": 200,
+    }
+
+
+def ask(field, secret=False):
+    return {
+        "type": "ask",
+        "field": field,
+        "text": field.capitalize() + ":",
+        "secret": secret,
+    }
+
+
+class FakePeer:
+    max_message = 200
+
+    def __init__(self):
+        self.sent = []
+        self.closed = self.aborted = False
+
+    def send(self, message):
+        self.sent.append(message)
+
+    def payload_size(self, message):
+        return len(encode_message(message))
+
+    def close(self):
+        self.closed = True
+
+    def abort(self):
+        self.aborted = True
+
+
+class FakeConsole:
+    def __init__(self, interactive):
+        self.interactive = interactive
+        self.output = []
+        self.hidden = False
+        self.hidden_at_prompt = []
+
+    def show(self, line):
+        self.output.append(line)
+
+    def prompt(self, text):
+        self.output.append(text)
+        self.hidden_at_prompt.append((text, self.hidden))
+
+    def hide_input(self, hidden):
+        self.hidden = hidden
+
+    @property
+    def text(self):
+        return "\n".join(self.output)
+
+
+class ConversationTests(SynchronousTestCase):
+    def start(self, interactive=False, secure=True, token=None):
+        self.profile = Profile(self.mktemp(), clock=lambda: 1000)
+        if token is not None:
+            self.profile.save_token(KEY, "alice", token, 2000)
+        self.peer = FakePeer()
+        self.console = FakeConsole(interactive)
+        self.conversation = Conversation(
+            self.peer,
+            self.console,
+            self.profile,
+            KEY,
+            KEY,
+            secure,
+            "10.1.2.3 is not this machine and the connection is not encrypted",
+        )
+        return self.conversation
+
+    def receive(self, *messages):
+        for message in messages:
+            self.conversation.message_received(message)
+
+    def test_token_sent_at_once(self):
+        """
+        In auth mode a saved token goes out right after welcome, and the
+        server's login question is not put to the person meanwhile.
+        """
+        self.start(interactive=True, token="T")
+        self.receive(welcome(), ask("login"))
+        self.assertEqual(self.peer.sent, [{"type": "token", "token": "T"}])
+        self.assertNotIn("Login: ", self.console.output)
+        self.receive(
+            {"type": "auth_ok", "login": "alice", "via": "token"},
+            {
+                "type": "greet",
+                "name": "alice",
+                "known": True,
+                "text": "Welcome back, alice!",
+            },
+        )
+        self.assertTrue(self.conversation.ready)
+        self.assertIn("Welcome back, alice!", self.console.output)
+
+    def test_bad_token_forgotten(self):
+        """
+        A refused token is deleted from the profile, and the login question
+        the server asks again is put to the person.
+        """
+        self.start(interactive=True, token="T")
+        self.receive(
+            welcome(),
+            ask("login"),
+            {"type": "error", "code": "bad_token", "text": "unknown token"},
+            ask("login"),
+        )
+        self.assertIsNone(self.profile.entry(KEY))
+        self.assertEqual(self.console.output.count("Login: "), 1)
+        self.assertIn("error (bad_token): unknown token", self.console.output)
+
+    def test_token_saved(self):
+        """
+        The token of every auth_ok that carries one is saved for the server.
+        """
+        self.start()
+        self.receive(
+            welcome(),
+            {
+                "type": "auth_ok",
+                "login": "Bob",
+                "via": "register",
+                "token": "NEW",
+                "expires": 1500,
+            },
+        )
+        self.assertEqual(self.profile.entry(KEY)["token"], "NEW")
+        self.assertIn("Registered Bob; token saved for next time.", self.console.output)
+
+    def test_secret_hidden(self):
+        """
+        On a terminal, echo is off before a secret question shows and back
+        on once it is answered; the answer goes out as typed.
+        """
+        self.start(interactive=True)
+        self.receive(welcome(), ask("login"))
+        self.conversation.line_received(" alice ")
+        self.receive(ask("password", secret=True))
+        self.assertEqual(self.console.hidden_at_prompt[-1], ("Password: ", True))
+        self.conversation.line_received(" pass word ")
+        self.assertFalse(self.console.hidden)
+        self.assertEqual(
+            self.peer.sent,
+            [
+                {"type": "answer", "field": "login", "value": "alice"},
+                {"type": "answer", "field": "password", "value": " pass word "},
+            ],
+        )
+
+    def test_new_password_twice(self):
+        """
+        On a terminal, a new password is typed twice; when the two differ
+        the question is asked again and nothing is sent.
+        """
+        self.start(interactive=True)
+        self.receive(welcome(), ask("login"))
+        self.conversation.line_received("bob")
+        self.receive(ask("new_password", secret=True))
+        self.assertIn("is a new login on this server", self.console.text)
+        for line in ["first-try-1", "first-try-2", "same-secret", "same-secret"]:
+            self.conversation.line_received(line)
+        self.assertIn("  The two passwords differ; try again.", self.console.output)
+        self.assertEqual(
+            self.peer.sent[-1],
+            {"type": "answer", "field": "new_password", "value": "same-secret"},
+        )
+        self.assertEqual(len(self.peer.sent), 2)
+
+    def test_bad_login_asked_again(self):
+        """
+        A login the server would refuse gets a reason and the question
+        again, without a round trip.
+        """
+        self.start(interactive=True)
+        self.receive(welcome(), ask("login"))
+        self.conversation.line_received("no spaces please")
+        self.assertEqual(self.peer.sent, [])
+        self.assertEqual(
+            self.console.output[-2:],
+            ["  a login may hold only A-Z a-z 0-9 . _ -; try again.", "Login: "],
+        )
+
+    def test_insecure_refused(self):
+        """
+        Over plain TCP to a host that is not loopback, no token and no
+        password is sent: the client says why and leaves.
+        """
+        self.start(secure=False, token="T")
+        self.receive(welcome())
+        self.assertEqual(self.peer.sent, [{"type": "quit"}])
+        self.assertIn(
+            "Refusing to send a password or a token in clear text: "
+            "10.1.2.3 is not this machine",
+            self.console.text,
+        )
+        self.assertEqual(self.conversation.code, 1)
+
+    def test_insecure_echo_mode_fine(self):
+        """
+        Echo mode sends no secret, so it works over plain TCP anywhere.
+        """
+        self.start(secure=False)
+        self.receive(welcome("echo"))
+        self.conversation.line_received("hi")
+        self.assertEqual(self.peer.sent, [{"type": "say", "text": "hi"}])
+
+    def test_script_lines_wait(self):
+        """
+        From a pipe, lines wait until the client is ready for them: the
+        login for its question, each say for the replies to the one before,
+        and the end of input for the last reply.
+        """
+        self.start(interactive=False)
+        for line in ["alice", "secret-pw", "one", "/repeat 2 two"]:
+            self.conversation.line_received(line)
+        self.conversation.input_ended()
+        self.assertEqual(self.peer.sent, [])
+        self.receive(welcome(), ask("login"))
+        self.assertEqual(self.peer.sent[-1]["value"], "alice")
+        self.receive(ask("password", secret=True))
+        self.assertEqual(self.peer.sent[-1]["value"], "secret-pw")
+        self.receive(
+            {
+                "type": "auth_ok",
+                "login": "alice",
+                "via": "password",
+                "token": "N",
+                "expires": 1500,
+            },
+            {"type": "greet", "name": "alice", "known": True, "text": "Hi"},
+        )
+        self.assertEqual(self.peer.sent[-1], {"type": "say", "text": "one"})
+        self.receive({"type": "echo", "text": "one"})
+        self.assertEqual(
+            self.peer.sent[-1], {"type": "say", "text": "two", "repeat": 2}
+        )
+        self.receive({"type": "echo", "text": "two", "n": 1, "of": 2})
+        self.assertEqual(self.peer.sent[-1]["type"], "say")
+        self.receive({"type": "echo", "text": "two", "n": 2, "of": 2})
+        self.assertEqual(self.peer.sent[-1], {"type": "quit"})
+        self.assertIn("echo 2/2: two", self.console.output)
+
+    def test_terminal_lines_refused_while_waiting(self):
+        """
+        On a terminal, a line typed while the client waits for the server
+        is not sent, and the person is told.
+        """
+        self.start(interactive=True)
+        self.receive(welcome(), ask("login"))
+        self.conversation.line_received("alice")
+        self.conversation.line_received("too early")
+        self.assertEqual(len(self.peer.sent), 1)
+        self.assertIn(
+            "(waiting for the server; that line was not sent)", self.console.output
+        )
+
+    def test_commands(self):
+        """
+        /repeat checks its count, unknown commands get a hint, // escapes
+        a leading slash, and a line too long for the server is kept back.
+        """
+        self.start(interactive=True)
+        self.receive(welcome("echo"))
+        for line in [
+            "/repeat 0 x",
+            "/repeat 101 x",
+            "/repeat two x",
+            "/repeat 3",
+            "/nope",
+            "//etc",
+            "x" * 300,
+            "/repeat 3 x",
+        ]:
+            self.conversation.line_received(line)
+        self.assertEqual(
+            self.peer.sent,
+            [
+                {"type": "say", "text": "/etc"},
+                {"type": "say", "text": "x", "repeat": 3},
+            ],
+        )
+        text = self.console.text
+        self.assertEqual(text.count("usage: /repeat N text, N from 1 to 100"), 4)
+        self.assertIn("Unknown command /nope; /help lists the commands.", text)
+        self.assertIn("That line is too long", text)
+
+    def test_logout(self):
+        """
+        /logout forgets the saved token and asks the server to revoke it;
+        the session then ends with status 0.
+        """
+        self.start(interactive=True, token="T")
+        self.receive(
+            welcome(),
+            {"type": "auth_ok", "login": "alice", "via": "token"},
+            {"type": "greet", "name": "alice", "known": True, "text": "Hi"},
+        )
+        self.conversation.line_received("/logout")
+        self.assertEqual(self.peer.sent[-1], {"type": "logout"})
+        self.assertIsNone(self.profile.entry(KEY))
+        self.receive({"type": "bye", "text": "Logged out."})
+        self.conversation.connection_lost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.conversation.done), 0)
+
+    def test_closed_by_server(self):
+        """
+        A session the server ends on its own ends with status 1, its
+        reason shown.
+        """
+        self.start()
+        self.receive(
+            welcome("echo"),
+            {"type": "error", "code": "timeout", "text": "idle for too long"},
+            {"type": "bye", "text": "Timed out; closing."},
+        )
+        self.conversation.connection_lost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.conversation.done), 1)
+        self.assertIn("error (timeout): idle for too long", self.console.output)
+        self.assertIn("bye: Timed out; closing.", self.console.output)
+
+    def test_interrupted(self):
+        """
+        Ctrl-C sends quit and closes; a second one aborts.
+        """
+        self.start(interactive=True)
+        self.receive(welcome(), ask("password", secret=True))
+        self.conversation.interrupted()
+        self.assertFalse(self.console.hidden)
+        self.assertEqual(self.peer.sent, [{"type": "quit"}])
+        self.assertTrue(self.peer.closed)
+        self.conversation.interrupted()
+        self.assertTrue(self.peer.aborted)
+        self.conversation.connection_lost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.conversation.done), 130)
+
+    def test_server_text_shown_safely(self):
+        """
+        An escape sequence in a server message reaches the console escaped,
+        in prompts too.
+        """
+        self.start(interactive=True)
+        self.receive(
+            welcome("ident"),
+            {"type": "ask", "field": "name", "text": "Name?\x1b[2J", "secret": False},
+            {"type": "bye", "text": "\x1b[31mred"},
+        )
+        self.assertIn("Name?\\x1b[2J ", self.console.output)
+        self.assertIn("bye: \\x1b[31mred", self.console.text)
+
+
+class PrintableTests(SynchronousTestCase):
+    def test_escapes(self):
+        """
+        Terminal controls and bidi overrides from the server are shown as
+        escapes; text, Cyrillic, emoji (joiners included) and tabs are not.
+        """
+        self.assertEqual(
+            printable("\x1b]0;pwned\x07 \x9b2J"), "\\x1b]0;pwned\\x07 \\x9b2J"
+        )
+        self.assertEqual(printable("abc\u202egnp.exe"), "abc\\u202egnp.exe")
+        self.assertEqual(printable("line\nbreak\r"), "line\\nbreak\\r")
+        for text in ["plain", "Привет", "👨\u200d👩\u200d👧", "a\tb", "e\u0301"]:
+            self.assertEqual(printable(text), text)
