@@ -3,52 +3,26 @@ Tests for L{echotwist.client.connect}: TLS with a verified certificate and
 host name, refusals that never fall back to plain TCP, and which peers are
 safe for secrets over plain TCP.
 
-The server here is a minimal echo-mode server started in the test, behind
-Twisted's TLS (the echolab server does not serve TLS yet); the last tests
-run the real client process against it.
+The server is the real echolab server in echo mode, listening with
+C{--listen ssl:...} in this process; the last tests run the real client
+process against it.
 """
 
+import io
 import os
 
-from twisted.internet import defer, reactor, ssl
+from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.endpoints import connectProtocol
-from twisted.internet.protocol import Factory
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from echotwist import messages as m
+from echotwist import __version__, tap
 from echotwist.client import connect
 from echotwist.client.protocol import ClientProtocol
-from echotwist.framing import FrameReceiver
-from echotwist.wire import encode_message
 
 from .client_support import TIMEOUT, client_command, client_env, make_certificate
-
-
-class TinyEchoServer(FrameReceiver):
-    """
-    Just enough of an echo-mode server: welcome, echo, bye on quit.
-    """
-
-    def connectionMade(self):
-        self.factory.connections.append(self)
-        self.lost = defer.Deferred()
-        self.sendString(encode_message(m.welcome("tls-test", "echo", 65536)))
-
-    def stringReceived(self, payload):
-        message = m.decode_client_message(payload)
-        if isinstance(message, m.Say):
-            for echo in m.echo_payloads(message.text, message.repeat):
-                self.sendString(echo)
-        elif isinstance(message, m.Quit):
-            self.sendString(encode_message(m.bye("Goodbye.")))
-            self.transport.loseConnection()
-
-    def connectionLost(self, reason):
-        self.lost.callback(None)
 
 
 class Collector:
@@ -86,20 +60,25 @@ class TLSTests(TestCase):
         for path, pem in [(self.ca_file, ca_pem), (self.other_ca_file, other_pem)]:
             with open(path, "wb") as f:
                 f.write(pem)
-        options = ssl.PrivateCertificate.loadPEM(key_pem + cert_pem).options()
-        factory = Factory.forProtocol(TinyEchoServer)
-        factory.connections = []
-        self.factory = factory
-        self.listener = reactor.listenTCP(
-            0, TLSMemoryBIOFactory(options, False, factory), interface="127.0.0.1"
+        key_file = os.path.join(directory, "key.pem")
+        cert_file = os.path.join(directory, "cert.pem")
+        for path, pem in [(key_file, key_pem), (cert_file, cert_pem)]:
+            with open(path, "wb") as f:
+                f.write(pem)
+        options = tap.Options()
+        options.parseOptions(
+            [
+                "--mode", "echo",
+                "--data-dir", os.path.join(directory, "data"),
+                "--listen",
+                f"ssl:0:interface=127.0.0.1:privateKey={key_file}:certKey={cert_file}",
+            ]
         )
-        self.port = self.listener.getHost().port
-        self.addCleanup(self._stop)
-
-    async def _stop(self):
-        await self.listener.stopListening()
-        for connection in self.factory.connections:
-            await connection.lost
+        self.service = tap.makeService(options, stdout=io.StringIO())
+        self.service.privilegedStartService()
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.port = list(self.service)[-1].listening.getHost().port
 
     async def connect_to(self, host, ca_file):
         endpoint = connect.endpoint_for(
@@ -183,7 +162,7 @@ class TLSTests(TestCase):
         self.assertEqual(
             out.decode().splitlines(),
             [
-                f"Connected to echolab tls-test at localhost:{self.port} (echo mode).",
+                f"Connected to echolab {__version__} at localhost:{self.port} (echo mode).",
                 "echo: hello",
                 "bye: Goodbye.",
             ],
