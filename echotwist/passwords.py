@@ -12,6 +12,8 @@ instead of stalling the reactor or exhausting memory.
 """
 
 import os
+import sys
+import threading
 import unicodedata
 from importlib import resources
 
@@ -95,15 +97,46 @@ def weakness(login, password):
     return None
 
 
+def cpus_usable():
+    """
+    How many CPUs this process may run on (its affinity, where known).
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+_thread = threading.local()
+
+
+def _at_low_priority(function, *args):
+    """
+    Call C{function} on a thread running at the lowest CPU priority (nice
+    19; Linux sets it per thread). Hashing is CPU-bound for tens of
+    milliseconds; on a busy core it would otherwise take turns with the
+    reactor thread and delay every connection's replies. At nice 19 the
+    reactor thread preempts it and hashing uses what CPU is left.
+    """
+    if not getattr(_thread, "lowered", False):
+        _thread.lowered = True
+        if sys.platform.startswith("linux"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+            except OSError:
+                pass
+    return function(*args)
+
+
 class Hasher:
     """
-    Hash and verify passwords on a pool of threads of their own.
+    Hash and verify passwords on a pool of threads of their own, one per
+    usable CPU, at low priority.
     """
 
     def __init__(self, context, reactor, threads=None):
         self.context = context
         self._reactor = reactor
-        size = threads or len(os.sched_getaffinity(0))
+        size = threads or cpus_usable()
         self._pool = ThreadPool(minthreads=0, maxthreads=size, name="echolab-hash")
 
     def start(self):
@@ -129,4 +162,6 @@ class Hasher:
         return self._run(self.context.verify_and_update, normalize(password), hash)
 
     def _run(self, function, *args):
-        return threads.deferToThreadPool(self._reactor, self._pool, function, *args)
+        return threads.deferToThreadPool(
+            self._reactor, self._pool, _at_low_priority, function, *args
+        )

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from echotwist import passwords
 from echotwist.passwords import make_context, normalize, weakness
@@ -96,3 +96,47 @@ class WeaknessTests(SynchronousTestCase):
         Composed and decomposed accents are the same password.
         """
         self.assertEqual(normalize("p\u00e5ssw\u00f6rd"), normalize("pa\u030assw\u006f\u0308rd"))
+
+
+class HasherTests(TestCase):
+    def test_off_reactor_low_priority(self):
+        """
+        Hashes are computed on a pool thread, not the reactor's, and (on
+        Linux) at the lowest CPU priority, so serving connections comes first.
+        """
+        import threading
+
+        from twisted.internet import reactor
+
+        hasher = passwords.Hasher(passwords._context(1024, 1), reactor, threads=1)
+        hasher.start()
+        self.addCleanup(hasher.stop)
+        seen = []
+        hasher.context = _Spy(hasher.context, seen)
+        d = hasher.hash("correct horse battery")
+
+        def check(hashed):
+            thread, niceness = seen[0]
+            self.assertIsNot(thread, threading.current_thread())
+            if sys.platform.startswith("linux"):
+                self.assertEqual(niceness, 19)
+            self.assertTrue(hashed.startswith("$argon2id$"))
+
+        return d.addCallback(check)
+
+
+class _Spy:
+    def __init__(self, context, seen):
+        self._context = context
+        self._seen = seen
+
+    def hash(self, password):
+        import threading
+
+        self._seen.append(
+            (
+                threading.current_thread(),
+                os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+            )
+        )
+        return self._context.hash(password)
