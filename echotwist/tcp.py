@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.test_tcp -*-
 """
 TCP connections that send a reply at once when nothing is queued.
 
@@ -6,12 +6,16 @@ Twisted's transports queue every write and send it on the reactor's next
 turn: a reply costs two changes to the poll set, a wake-up and the send,
 and reaches the client a reactor iteration late. asyncio's transports try
 the send first and queue only what the socket does not take; these
-connections do the same. What cannot go at once (a full socket buffer,
-an error) takes Twisted's usual path, which also pauses producers and
-reports errors as before.
+connections do the same, and send the pieces of a C{writeSequence} with one
+C{sendmsg} rather than joining them first. What cannot go at once (a full
+socket buffer, an error) takes Twisted's usual path, which also pauses
+producers and reports errors as before.
 """
 
 from twisted.internet import tcp
+
+# Pieces one sendmsg takes (Linux's IOV_MAX is 1024).
+MAX_PIECES = 1024
 
 
 class WriteThroughServer(tcp.Server):
@@ -20,24 +24,53 @@ class WriteThroughServer(tcp.Server):
     queue is empty.
     """
 
-    def write(self, data):
-        if (
+    def _queue_empty(self):
+        return not (
             self._tempDataLen
             or self.offset != len(self.dataBuffer)
             or not self.connected
             or self.disconnecting
             or self._writeDisconnecting
-        ):
-            super().write(data)  # keep the order behind what is queued
-            return
-        sent = self.writeSomeData(data)
-        if not isinstance(sent, int):
-            sent = 0  # an error: the queued write will meet and report it
-        if sent < len(data):
-            super().write(data[sent:])
+        )
+
+    def write(self, data):
+        if self._queue_empty():
+            sent = self._send((data,))
+            if sent:
+                data = data[sent:]
+        if data:
+            super().write(data)
 
     def writeSequence(self, iovec):
-        self.write(b"".join(iovec))
+        if len(iovec) > MAX_PIECES:
+            iovec = [b"".join(iovec)]
+        if self._queue_empty():
+            sent = self._send(iovec)
+            if sent:
+                iovec = _after(iovec, sent)
+        if iovec:
+            super().writeSequence(iovec)
+
+    def _send(self, pieces):
+        """
+        @return: how many bytes the socket took (0 on any error: the queued
+            write will meet and report it).
+        """
+        try:
+            return self.socket.sendmsg(pieces)
+        except OSError:  # a full buffer, or an error doWrite will report
+            return 0
+
+
+def _after(pieces, sent):
+    """
+    What remains of C{pieces} once their first C{sent} bytes are gone.
+    """
+    for i, piece in enumerate(pieces):
+        if sent < len(piece):
+            return [piece[sent:], *pieces[i + 1 :]]
+        sent -= len(piece)
+    return []
 
 
 class WriteThroughPort(tcp.Port):
