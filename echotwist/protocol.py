@@ -93,6 +93,7 @@ class ServerProtocol(FrameReceiver):
         self.MAX_LENGTH = factory.settings.max_message
         self.address = peer_host(self.transport.getPeer())
         self.connected_at = self.last_heard = self.clock.seconds()
+        self._no_delay()
         self.transport.registerProducer(self, True)
         refusal = factory.admit(self)
         if refusal:
@@ -101,7 +102,23 @@ class ServerProtocol(FrameReceiver):
             return
         self.log.info("connection from {peer}", peer=self._peer_text())
         self.session = factory.session_for(self)
+        started = self._gather()  # welcome and what follows: one write
         self._run(self.session.start)
+        if started:
+            self._write_gathered()
+
+    def _no_delay(self):
+        """
+        Turn off Nagle's algorithm (as asyncio does): replies are written
+        whole, and a small one held back until the client acknowledges the
+        previous one can wait for its delayed acknowledgement, 40 ms.
+        """
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            try:
+                no_delay(True)
+            except OSError:  # not TCP (a UNIX socket)
+                pass
 
     def connectionLost(self, reason):
         for call in (self._abort_call, self._trickle_call):
@@ -130,16 +147,14 @@ class ServerProtocol(FrameReceiver):
     # Frames in.
 
     def dataReceived(self, data):
-        if self._out is not None:  # nested: the outer call goes on
-            FrameReceiver.dataReceived(self, data)
-            return
-        self._out = out = []
+        started = self._gather()
         try:
             FrameReceiver.dataReceived(self, data)
         finally:
-            self._out = None
-        if out:
-            self.transport.writeSequence(out)
+            if started:
+                self._write_gathered()
+        if self._delivering:  # nested (a hold released): the outer call goes on
+            return
         if self.closing:
             return
         self.last_heard = self.clock.seconds()
@@ -189,7 +204,14 @@ class ServerProtocol(FrameReceiver):
         if result is not None:  # a Deferred (an isinstance check costs more)
             self._hold(BUSY)
             result.addErrback(self._failed)
-            result.addBoth(lambda _: self._release(BUSY))
+            result.addBoth(self._done)
+
+    def _done(self, _):
+        """
+        A message's work is done: write its replies, go on with the next.
+        """
+        self._write_gathered()
+        self._release(BUSY)
 
     def _failed(self, failure):
         self.log.failure("internal error serving {peer}", failure, peer=self.address)
@@ -206,24 +228,36 @@ class ServerProtocol(FrameReceiver):
 
     def _write_payload(self, payload):
         """
-        Frame C{payload} and write it, or add it to the replies of the read
-        being handled, which are written together at its end (one write
-        per read, not one per message).
+        Frame C{payload} and write it, or gather it with the other replies
+        of the read being handled (or of the message being worked on),
+        which are written together: one system call, not one per message.
         """
         out = self._out
         if out is None:
-            self.transport.writeSequence((_pack(len(payload)), payload))
-        else:
-            out += (_pack(len(payload)), payload)
+            if not self._holds & BUSY:
+                self.transport.writeSequence((_pack(len(payload)), payload))
+                return
+            out = self._out = []  # written when the work is done (_done)
+        out += (_pack(len(payload)), payload)
 
-    def _flush(self):
+    def _gather(self):
         """
-        Write the replies gathered so far.
+        Start gathering replies.
+
+        @return: whether this call started it (and so must write them).
         """
-        out = self._out
+        if self._out is None:
+            self._out = []
+            return True
+        return False
+
+    def _write_gathered(self):
+        """
+        Write the replies gathered so far. (Writing early keeps their order.)
+        """
+        out, self._out = self._out, None
         if out:
             self.transport.writeSequence(out)
-            out.clear()
 
     def send_echoes(self, text, repeat):
         """
@@ -233,7 +267,7 @@ class ServerProtocol(FrameReceiver):
         if repeat == 1:
             self._write_payload(m.echo_payload(text))
             return
-        self._flush()
+        self._write_gathered()
         self._echoes = m.echo_payloads(text, repeat)
         self._hold(ECHOING)
         self._write_echoes()
@@ -317,7 +351,7 @@ class ServerProtocol(FrameReceiver):
             return
         for message in messages:
             self.send(message)
-        self._flush()
+        self._write_gathered()
         self.closing = True
         self._echoes = None
         self.discard()
