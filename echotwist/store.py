@@ -12,8 +12,9 @@ power loss too, at about half a millisecond per commit.
 
 import os
 import sqlite3
+from collections import OrderedDict
 
-from twisted.internet import threads
+from twisted.internet import defer, threads
 from twisted.python.threadpool import ThreadPool
 
 SCHEMA_VERSION = 1
@@ -209,15 +210,57 @@ class LoginTaken(Exception):
     """
 
 
+_REVOKED = object()
+
+
+class TokenCache:
+    """
+    The valid tokens last issued or used, by digest, so that most token
+    logins need no database call: handing a lookup to the database thread
+    costs more than all the rest of a token login. Bounded (least recently
+    used go first); a revocation is recorded here before it is written, so
+    the cache never accepts a revoked token.
+    """
+
+    def __init__(self, size=65536):
+        self.size = size
+        self._entries = OrderedDict()
+
+    def get(self, digest):
+        """
+        @return: (login, expires), L{_REVOKED}, or L{None} when not known.
+        """
+        entry = self._entries.get(digest)
+        if entry is not None:
+            self._entries.move_to_end(digest)
+        return entry
+
+    def put(self, digest, login, expires):
+        if self._entries.get(digest) is _REVOKED:
+            return
+        self._entries[digest] = (login, expires)
+        self._trim()
+
+    def revoke(self, digest):
+        self._entries[digest] = _REVOKED
+        self._entries.move_to_end(digest)
+        self._trim()
+
+    def _trim(self):
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class CredentialStore:
     """
     Logins with their password hashes, and token digests (auth mode).
     Nothing here can give back a password or a token.
     """
 
-    def __init__(self, database, clock):
+    def __init__(self, database, clock, cache_size=65536):
         self._db = database
         self._clock = clock
+        self._tokens = TokenCache(cache_size)
 
     def user(self, login):
         """
@@ -252,6 +295,7 @@ class CredentialStore:
         def check(count):
             if count != 1:
                 raise LoginTaken(login)
+            self._tokens.put(token_digest, login, expires)
 
         return d.addCallback(check)
 
@@ -269,31 +313,48 @@ class CredentialStore:
 
     def add_token(self, login, token_digest, expires):
         """
-        Record a new token for C{login}; fires once committed.
+        Record a new token for C{login} (as registered); fires once
+        committed.
         """
-        return self._db.write(
+        d = self._db.write(
             (
                 "INSERT INTO tokens (digest, login_key, expires) VALUES (?, ?, ?)",
                 (token_digest, login.lower(), expires),
             )
         )
+        return d.addCallback(lambda _: self._tokens.put(token_digest, login, expires))
 
     def token_login(self, token_digest):
         """
         @return: a L{Deferred} firing with the registered login that holds
             this valid (unexpired, unrevoked) token, or L{None}.
         """
+        now = int(self._clock.seconds())
+        cached = self._tokens.get(token_digest)
+        if cached is _REVOKED:
+            return defer.succeed(None)
+        if cached is not None:
+            login, expires = cached
+            return defer.succeed(login if expires > now else None)
         d = self._db.read(
-            "SELECT users.login FROM tokens JOIN users USING (login_key)"
+            "SELECT users.login, expires FROM tokens JOIN users USING (login_key)"
             " WHERE digest = ? AND revoked = 0 AND expires > ?",
-            (token_digest, int(self._clock.seconds())),
+            (token_digest, now),
         )
-        return d.addCallback(lambda row: row and row[0])
+
+        def found(row):
+            if row is None:
+                return None
+            self._tokens.put(token_digest, *row)
+            return row[0]
+
+        return d.addCallback(found)
 
     def revoke(self, token_digest):
         """
         Revoke a token; fires once committed.
         """
+        self._tokens.revoke(token_digest)
         return self._db.write(
             ("UPDATE tokens SET revoked = 1 WHERE digest = ?", (token_digest,))
         )

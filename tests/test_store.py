@@ -142,7 +142,7 @@ class CredentialStoreTests(Stores):
         A token is valid until it expires or is revoked.
         """
         self.result(self.store.add_user("alice", "h", b"1" * 32, 2000))
-        self.result(self.store.add_token("ALICE", b"2" * 32, 1500))
+        self.result(self.store.add_token("alice", b"2" * 32, 1500))
         self.assertEqual(self.result(self.store.token_login(b"1" * 32)), "alice")
         self.assertEqual(self.result(self.store.token_login(b"2" * 32)), "alice")
         self.result(self.store.revoke(b"1" * 32))
@@ -150,6 +150,38 @@ class CredentialStoreTests(Stores):
         self.clock.advance(500)
         self.assertIsNone(self.result(self.store.token_login(b"2" * 32)))
         self.assertIsNone(self.result(self.store.token_login(b"3" * 32)))
+
+    def test_cache_and_database_agree(self):
+        """
+        Tokens are found the same from the cache (this store issued them)
+        and from the database (a store opened after a restart), and a
+        revoked token is refused by both.
+        """
+        self.result(self.store.add_user("Alice", "h", b"1" * 32, 2000))
+        self.result(self.store.add_token("Alice", b"2" * 32, 2000))
+        fresh = CredentialStore(self.db, self.clock)
+        for store in (self.store, fresh):
+            self.assertEqual(self.result(store.token_login(b"1" * 32)), "Alice")
+            self.assertEqual(self.result(store.token_login(b"2" * 32)), "Alice")
+        self.result(self.store.revoke(b"1" * 32))
+        self.assertIsNone(self.result(self.store.token_login(b"1" * 32)))
+        self.assertIsNone(self.result(CredentialStore(self.db, self.clock).token_login(b"1" * 32)))
+        self.clock.advance(1000)
+        for store in (self.store, fresh):
+            self.assertIsNone(self.result(store.token_login(b"2" * 32)))
+
+    def test_cache_bounded(self):
+        """
+        The token cache keeps at most its size; older tokens are then looked
+        up in the database, still valid.
+        """
+        store = CredentialStore(self.db, self.clock, cache_size=3)
+        self.result(store.add_user("alice", "h", b"\x00" * 32, 2000))
+        for i in range(1, 10):
+            self.result(store.add_token("alice", bytes([i]) * 32, 2000))
+        self.assertEqual(len(store._tokens._entries), 3)
+        for i in range(10):
+            self.assertEqual(self.result(store.token_login(bytes([i]) * 32)), "alice")
 
     def test_forget_expired(self):
         """
