@@ -227,12 +227,17 @@ class ListenerService(service.Service):
             return listening.stopListening()
 
 
-def endpoint_from(reactor, description):
+def endpoint_from(reactor, description, backlog=None):
     """
     A server endpoint from a Twisted endpoint string (C{tcp:}, C{tcp6:},
     C{ssl:}, C{unix:}), or C{haproxy:} followed by one of those for
     connections that start with a PROXY header.
+
+    @param backlog: the listen backlog, unless the string names one
+        (Twisted's default of 50 drops connects from a burst).
     """
+    if backlog is not None and "backlog=" not in description:
+        description += f":backlog={backlog}"
     if description.startswith("haproxy:"):
         from echotwist.proxy import ProxyEndpoint
 
@@ -246,16 +251,18 @@ class EndpointService(service.Service):
     Listen on a Twisted endpoint string (C{--listen}), and announce it.
     """
 
-    def __init__(self, reactor, factory, description, announce):
+    def __init__(self, reactor, factory, description, backlog, announce):
         self.reactor = reactor
         self.factory = factory
         self.description = description
+        self.backlog = backlog
         self.announce = announce
         self.listening = None
 
     def privilegedStartService(self):
         outcome = []
-        endpoint_from(self.reactor, self.description).listen(self.factory).addBoth(
+        endpoint = endpoint_from(self.reactor, self.description, self.backlog)
+        endpoint.listen(self.factory).addBoth(
             outcome.append
         )
         # Every endpoint we accept listens at once; a Failure is start-up's.

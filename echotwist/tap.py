@@ -130,7 +130,8 @@ class Options(usage.Options):
                 "Connections served at once, in all.", _count),
         _option("max-per-address", _defaults.max_per_address,
                 "Connections served at once from one non-loopback address.", _count),
-        _option("backlog", 1024, "Listen backlog (pending connects).",
+        _option("backlog", 1024, "Listen backlog (pending connects), for --port "
+                "and for --listen strings that name none.",
                 _number(int, 1, 65535)),
         _option("login-timeout", _defaults.login_timeout,
                 "Seconds to identify or log in.", _seconds),
@@ -339,6 +340,8 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             top.announce,
         ).setServiceParent(top)
     for description in options["listen"]:
-        EndpointService(reactor, factory, description, top.announce).setServiceParent(top)
+        EndpointService(
+            reactor, factory, description, options["backlog"], top.announce
+        ).setServiceParent(top)
     top.factory = factory
     return top
