@@ -256,9 +256,13 @@ class MessageClient(FrameReceiver):
                 return message
 
 
-def connect(port, host="127.0.0.1"):
+def connect(port, host="127.0.0.1", source=None):
     """
+    @param source: the local address to connect from (any of 127/8 works
+        on Linux, so ident mode sees a client of its own), or L{None}.
     @return: a L{Deferred} firing with a L{MessageClient} connected over
         real loopback TCP.
     """
-    return connectProtocol(TCP4ClientEndpoint(reactor, host, port), MessageClient())
+    bind = (source, 0) if source else None
+    endpoint = TCP4ClientEndpoint(reactor, host, port, bindAddress=bind)
+    return connectProtocol(endpoint, MessageClient())
