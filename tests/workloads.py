@@ -263,51 +263,67 @@ def fuzz_payload(rnd):
 
 async def fuzz(port, seed, connections=8, frames=400):
     """
-    C{connections} clients at once each send C{frames} random frames (and
-    now and then raw garbage, a huge length, or a frame cut in pieces),
-    reading whatever comes back, reconnecting when closed.
+    C{connections} clients at once each send C{frames} random frames,
+    reading everything that comes back. Each connection carries a batch of
+    up to 40 frames (some cut in two pieces) and then C{quit}: once the
+    server closes, it has judged every frame of the batch, unless one of
+    them closed the connection first (a quit, a logout, too many bad
+    messages). Now and then a connection instead carries raw garbage or a
+    huge length, which desynchronizes or ends the stream, and hangs up.
 
     @return: a dict of figures.
     """
-    sent = Counter()
+    figures = Counter()
+
+    async def session(rnd, budget):
+        client = await Client.connect(port)
+        figures["connections"] += 1
+        reader = asyncio.ensure_future(client.closed())
+        sent = 0
+        try:
+            roll = rnd.random()
+            if roll < 0.04:
+                client.send_raw(rnd.randbytes(rnd.randrange(1, 200)))
+                client.writer.write_eof()
+                figures["raw garbage streams"] += 1
+            elif roll < 0.07:
+                length = rnd.choice([65537, 2**31, 2**32 - 1])
+                client.send_raw(HEADER.pack(length) + rnd.randbytes(100))
+                figures["huge lengths"] += 1
+            else:
+                sent = min(budget, rnd.randint(1, 40))
+                for _ in range(sent):
+                    payload = fuzz_payload(rnd)
+                    data = HEADER.pack(len(payload)) + payload
+                    if rnd.random() < 0.2:
+                        cut = rnd.randrange(len(data) + 1)
+                        client.send_raw(data[:cut])
+                        await client.writer.drain()
+                        await asyncio.sleep(0)  # (the pieces may go apart)
+                        client.send_raw(data[cut:])
+                    else:
+                        client.send_raw(data)
+                client.send({"type": "quit"})
+                figures["frames"] += sent
+            messages = await asyncio.wait_for(reader, TIMEOUT)
+        except ConnectionError:
+            figures["connections reset"] += 1
+            return max(sent, 1)
+        finally:
+            await client.close()
+        figures["replies"] += len(messages)
+        if messages and messages[-1] == {"type": "bye", "text": messages[-1].get("text")}:
+            figures["connections ended with bye"] += 1
+        return max(sent, 1)
 
     async def one(k):
         rnd = random.Random(f"{seed}-{k}")
-        client = await Client.connect(port)
-        reader = asyncio.ensure_future(client.closed())
-        for _ in range(frames):
-            if reader.done():
-                sent["reconnects"] += 1
-                await client.close()
-                client = await Client.connect(port)
-                reader = asyncio.ensure_future(client.closed())
-            roll = rnd.random()
-            if roll < 0.05:
-                client.send_raw(rnd.randbytes(rnd.randrange(1, 200)))
-                sent["raw writes"] += 1
-            elif roll < 0.07:
-                client.send_raw(HEADER.pack(rnd.choice([65537, 2**31, 2**32 - 1])) + rnd.randbytes(100))
-                sent["huge lengths"] += 1
-            else:
-                payload = fuzz_payload(rnd)
-                data = HEADER.pack(len(payload)) + payload
-                if rnd.random() < 0.2:  # in pieces
-                    cut = rnd.randrange(len(data) + 1)
-                    client.send_raw(data[:cut])
-                    await client.writer.drain()
-                    client.send_raw(data[cut:])
-                else:
-                    client.send_raw(data)
-                sent["frames"] += 1
-            try:
-                await client.writer.drain()
-            except ConnectionError:
-                pass
-        await client.close()
-        reader.cancel()
+        left = frames
+        while left > 0:
+            left -= await session(rnd, left)
 
     await asyncio.gather(*(one(k) for k in range(connections)))
-    return dict(sent)
+    return dict(figures)
 
 
 # Durability: registrations and identifications, then kill -9.
@@ -505,11 +521,11 @@ def rss_kib(pid):
     raise ValueError(f"no VmRSS for {pid}")
 
 
-async def slow_reader(port, pid, text_size=60_000, limit_s=60):
+async def slow_reader(port, pid, text_size=60_000, limit_s=60, stalled=1):
     """
-    One client sends C{say} (C{text_size} characters, C{repeat} 100) in a
-    loop and never reads, until the server cuts it; meanwhile a second
-    client keeps echoing, and the server's RSS is sampled.
+    C{stalled} clients each send C{say} (C{text_size} characters, C{repeat}
+    100) in a loop and never read, until the server cuts them; meanwhile
+    another client keeps echoing, and the server's RSS is sampled.
 
     @return: a dict of figures.
     """
@@ -520,22 +536,29 @@ async def slow_reader(port, pid, text_size=60_000, limit_s=60):
     samples = [baseline]
     say = encode_message({"type": "say", "text": "x" * text_size, "repeat": 100})
     frame = HEADER.pack(len(say)) + say
-    stalled = socket.create_connection(("127.0.0.1", port))
-    stalled.setblocking(False)
+    sockets = []
+    for _ in range(stalled):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setblocking(False)
+        sockets.append(s)
     sent = 0
-    done = asyncio.Event()
+    cut = []
     started = time.monotonic()
+    done = asyncio.Event()
 
-    async def stall():
+    async def stall(s):
         nonlocal sent
         try:
             while time.monotonic() - started < limit_s:
-                await asyncio.wait_for(loop.sock_sendall(stalled, frame), limit_s)
+                await asyncio.wait_for(loop.sock_sendall(s, frame), limit_s)
                 sent += len(frame)
         except (ConnectionError, OSError, asyncio.TimeoutError):
             pass
-        finally:
-            done.set()
+        cut.append(time.monotonic() - started)
+
+    async def stall_all():
+        await asyncio.gather(*(stall(s) for s in sockets))
+        done.set()
 
     async def sample():
         while not done.is_set():
@@ -560,12 +583,14 @@ async def slow_reader(port, pid, text_size=60_000, limit_s=60):
             i += 1
         await client.close()
 
-    await asyncio.gather(stall(), sample(), echo())
-    cut_after = time.monotonic() - started
-    stalled.close()
+    await asyncio.gather(stall_all(), sample(), echo())
+    for s in sockets:
+        s.close()
     return {
-        "bytes sent by the stalled client": sent,
-        "cut after s": round(cut_after, 2),
+        "stalled clients": stalled,
+        "bytes sent by the stalled clients": sent,
+        "cut after s": round(max(cut), 2),
+        "first cut after s": round(min(cut), 2),
         "rss baseline KiB": baseline,
         "rss max KiB": max(samples),
         "rss growth KiB": max(samples) - baseline,
@@ -575,3 +600,110 @@ async def slow_reader(port, pid, text_size=60_000, limit_s=60):
         "echo rtt p99 ms": round(1000 * percentile(rtts, 0.99), 2) if rtts else None,
         "echo rtt max ms": round(1000 * max(rtts), 2) if rtts else None,
     }
+
+
+# Timeouts and shutdown.
+
+
+async def timeouts(port, login_timeout, idle_timeout, frame_timeout):
+    """
+    On an auth server run with C{--max-connections 3} and these timeouts:
+    one client never logs in, one logs in and falls silent, one leaves half
+    a frame; a fourth connects meanwhile.
+
+    Each "since" is taken before the server can have started the clock it
+    times the client out on, so no timeout may come sooner.
+
+    @return: a dict: for each of C{login}, C{idle}, C{frame}, the seconds
+        until the close and the last two messages; C{refused}: what the
+        fourth connection got.
+    """
+
+    async def timed_out(client, since):
+        messages = await client.closed()
+        elapsed = time.monotonic() - since
+        await client.close()
+        return elapsed, [(m["type"], m.get("code")) for m in messages][-2:]
+
+    async def never_logs_in():
+        since = time.monotonic()
+        c = await Client.connect(port)
+        await c.until("ask")
+        return await timed_out(c, since)
+
+    async def idle():
+        c = await Client.connect(port)
+        await log_in(c, "auth", 1)
+        since = time.monotonic()
+        c.send({"type": "say", "text": "last words"})
+        await c.until("echo")
+        return await timed_out(c, since)
+
+    async def half_frame(ready):
+        c = await Client.connect(port)
+        await log_in(c, "auth", 2)
+        payload = encode_message({"type": "say", "text": "never finished"})
+        whole = HEADER.pack(len(payload)) + payload
+        since = time.monotonic()
+        c.send_raw(whole[: len(whole) // 2])
+        ready.set()
+        return await timed_out(c, since)
+
+    ready = asyncio.Event()
+    tasks = [
+        asyncio.ensure_future(never_logs_in()),
+        asyncio.ensure_future(idle()),
+        asyncio.ensure_future(half_frame(ready)),
+    ]
+    await ready.wait()
+    busy = await Client.connect(port)
+    refused = await busy.closed()
+    await busy.close()
+    login, idle_, frame = await asyncio.gather(*tasks)
+    return {
+        "login": login,
+        "idle": idle_,
+        "frame": frame,
+        "refused": [(m["type"], m.get("code")) for m in refused],
+    }
+
+
+async def shutdown(port, stop, groups=10):
+    """
+    Connect 5 x C{groups} clients to an auth server: 2 x C{groups} logged
+    in, C{groups} registering at the moment C{stop()} is called (it sends
+    SIGTERM), C{groups} at the password question, C{groups} at the login
+    question. Every client then reads until the server closes.
+
+    @return: (what each client received, the logins that got auth_ok).
+    """
+    ready = []
+    for i in range(2 * groups):
+        c = await Client.connect(port)
+        await log_in(c, "auth", i)
+        ready.append(c)
+    registering, at_password, at_login = [], [], []
+    for i in range(groups):
+        c = await Client.connect(port)
+        await c.until("ask")
+        c.send({"type": "answer", "field": "login", "value": f"late{i}"})
+        await c.until("ask")
+        registering.append(c)
+        c = await Client.connect(port)
+        await c.until("ask")
+        c.send({"type": "answer", "field": "login", "value": "user0"})
+        await c.until("ask")
+        at_password.append(c)
+        c = await Client.connect(port)
+        await c.until("ask")
+        at_login.append(c)
+    for i, c in enumerate(registering):
+        c.send({"type": "answer", "field": "new_password", "value": f"in flight {i}"})
+    stop()
+    everyone = ready + registering + at_password + at_login
+    received = await asyncio.gather(*(c.closed() for c in everyone))
+    for c in everyone:
+        await c.close()
+    acknowledged = {f"user{i}" for i in range(2 * groups)}
+    acknowledged |= {m["login"] for ms in received for m in ms if m["type"] == "auth_ok"}
+    return received, acknowledged
