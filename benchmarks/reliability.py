@@ -372,14 +372,15 @@ def slow(args, scratch):
     figures = {}
     process = server(scratch, "echo", "--stall-timeout", str(args.stall), "--linger", "1")
     figures["one never-reading client"] = run(
-        workloads.slow_reader(process.port, process.process.pid, limit_s=args.stall + 60)
+        workloads.slow_reader(process.port, process.process.pid, args.stall, limit_s=args.stall + 60)
     )
     figures["one never-reading client"]["--stall-timeout"] = args.stall
     process.stop()
     process = server(scratch, "echo", "--stall-timeout", str(args.stall), "--linger", "1")
     figures[f"{args.stalled} never-reading clients"] = run(
         workloads.slow_reader(
-            process.port, process.process.pid, limit_s=args.stall + 60, stalled=args.stalled
+            process.port, process.process.pid, args.stall, limit_s=args.stall + 60,
+            stalled=args.stalled,
         )
     )
     process.stop()
