@@ -266,7 +266,7 @@ def materialize(action, conn):
     if kind == "badutf8":
         # Invalid UTF-8 inside the value of a member the message type knows
         # (inside unknown members it is a known bug: see
-        # test_reliability.HostileInputTests.test_non_utf8_in_unknown_member).
+        # test_reliability.KnownBugTests.test_non_utf8_in_unknown_member).
         name, value = pairs[-1]
         bad = action[2]
         if isinstance(value, str):
@@ -299,7 +299,7 @@ def _same_typed_duplicates(pairs):
     JSON type of the last one, which counts (docs/protocol.md). An earlier
     duplicate of another type is refused though the last one is fine: a
     known bug, see
-    test_reliability.HostileInputTests.test_duplicate_member_wrong_type_first.
+    test_reliability.KnownBugTests.test_duplicate_member_wrong_type_first.
     """
     kind = dict(pairs).get("type")
     known = {name for name, _, _ in model.SCHEMAS.get(kind, [])} if type(kind) is str else set()
