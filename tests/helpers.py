@@ -6,7 +6,11 @@ clients that speak frames.
 
 import io
 import os
+import shutil
+import tempfile
 
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from twisted.application.service import Application
 from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
@@ -26,6 +30,18 @@ from echotwist.settings import Settings
 from echotwist.store import CredentialStore, Database, IdentityStore
 from echotwist.throttle import Limits, LoginThrottle
 from echotwist.wire import HEADER, decode_message, encode_message
+
+
+# Hypothesis as Twisted's own test suite configures it
+# (twisted/trial/test/__init__.py): the same examples on every run, no
+# deadline and no "too slow" health check (a loaded machine is not a bug);
+# no example database either, so runs do not depend on earlier ones.
+HYPOTHESIS = hypothesis_settings(
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
 
 
 def cheap_context():
@@ -90,22 +106,56 @@ class InlineHasher(Hasher):
         return defer.maybeDeferred(function, *args)
 
 
+def make_database(testcase, in_memory=False):
+    """
+    A synchronous L{InlineDatabase} in a temporary directory, closed when
+    the test ends.
+
+    @param in_memory: put it on a RAM file system (C{/dev/shm}) if there is
+        one, where commits cost no disk flush: for tests that commit
+        thousands of times and test something other than durability.
+    """
+    if in_memory and os.path.isdir("/dev/shm"):
+        path = tempfile.mkdtemp(prefix="echolab-test-", dir="/dev/shm")
+        testcase.addCleanup(shutil.rmtree, path, True)
+    else:
+        path = os.path.join(testcase.mktemp())
+        os.makedirs(path)
+    database = InlineDatabase(os.path.join(path, "echolab.db"), None)
+    database.open()
+    testcase.addCleanup(database.close)
+    return database
+
+
+def empty_database(database):
+    """
+    Forget every identity, user and token in C{database}, so one database
+    can serve many short-lived factories (Hypothesis examples).
+    """
+    database.write(
+        ("DELETE FROM identities", ()), ("DELETE FROM tokens", ()), ("DELETE FROM users", ())
+    )
+
+
 def make_factory(
-    testcase, mode="echo", clock=None, settings=None, limits=None, **overrides
+    testcase,
+    mode="echo",
+    clock=None,
+    settings=None,
+    limits=None,
+    database=None,
+    **overrides,
 ):
     """
     A server factory as C{makeService} builds it, with synchronous stores in
-    a temporary directory and a cheap hash.
+    a temporary directory (or in C{database}) and a cheap hash.
     """
     clock = clock or Clock()
     settings = settings or Settings(mode=mode, **overrides)
     identities = accounts = None
     if mode != "echo":
-        path = os.path.join(testcase.mktemp())
-        os.makedirs(path)
-        database = InlineDatabase(os.path.join(path, "echolab.db"), None)
-        database.open()
-        testcase.addCleanup(database.close)
+        if database is None:
+            database = make_database(testcase)
         identities = IdentityStore(database, clock)
         accounts = Accounts(
             CredentialStore(database, clock),
@@ -212,12 +262,16 @@ class MessageClient(FrameReceiver):
                 return message
 
 
-def connect(port, host="127.0.0.1"):
+def connect(port, host="127.0.0.1", source=None):
     """
+    @param source: the local address to connect from (any of 127/8 works
+        on Linux, so ident mode sees a client of its own), or L{None}.
     @return: a L{Deferred} firing with a L{MessageClient} connected over
         real loopback TCP.
     """
-    return connectProtocol(TCP4ClientEndpoint(reactor, host, port), MessageClient())
+    bind = (source, 0) if source else None
+    endpoint = TCP4ClientEndpoint(reactor, host, port, bindAddress=bind)
+    return connectProtocol(endpoint, MessageClient())
 
 
 class ServerTestCase(TestCase):
