@@ -213,7 +213,7 @@ def mutations(args, scratch):
                 payload.decode("utf-8")
                 valid_utf8_disagreements += 1
             except UnicodeDecodeError:
-                pass  # the known bug: invalid UTF-8 inside unknown members
+                pass  # (invalid UTF-8 inside unknown members: fixed since)
     globalLogPublisher.removeObserver(observe)
     return {
         "mutated payloads": args.mutations,

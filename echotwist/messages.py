@@ -87,7 +87,12 @@ def decode_client_message(payload):
     if not payload:
         raise BadMessage("empty frame")
     try:
-        return _decode_client(payload)
+        message = _decode_client(payload)
+        if not payload.isascii():
+            # msgspec checks the strings it decodes, not the members it
+            # skips; the whole payload must be UTF-8 (contract section 1).
+            payload.decode("utf-8")
+        return message
     except msgspec.ValidationError as e:
         raise BadMessage(str(e)) from None
     except msgspec.DecodeError as e:

@@ -18,7 +18,8 @@ import unicodedata
 from importlib import resources
 
 from passlib.context import CryptContext
-from twisted.internet import threads
+from passlib.utils import MAX_PASSWORD_SIZE
+from twisted.internet import defer, threads
 from twisted.python.threadpool import ThreadPool
 
 from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
@@ -56,6 +57,11 @@ def _context(memory_kib, time_cost):
     )
 
 
+# passlib refuses longer secrets; NFKC can make a password of 1,024
+# characters (the contract's limit) many times longer ("\ufdfa" is 18).
+MAX_NORMALIZED = MAX_PASSWORD_SIZE
+
+
 def normalize(password):
     """
     NFKC, as NIST SP 800-63B advises, so the same password typed on two
@@ -87,7 +93,10 @@ def weakness(login, password):
         return f"a password needs at least {MIN_PASSWORD} characters"
     if len(password) > MAX_PASSWORD:
         return f"a password may have at most {MAX_PASSWORD} characters"
-    folded = normalize(password).lower()
+    normalized = normalize(password)
+    if len(normalized) > MAX_NORMALIZED:
+        return "that password is too long once normalized (NFKC)"
+    folded = normalized.lower()
     if folded == login.lower():
         return "the password must not be the login"
     if _common is None:
@@ -159,7 +168,10 @@ class Hasher:
             L{None}); a replacement is given when C{hash} was made under
             older parameters and the password matches.
         """
-        return self._run(self.context.verify_and_update, normalize(password), hash)
+        password = normalize(password)
+        if len(password) > MAX_NORMALIZED:
+            return defer.succeed((False, None))  # could never have been set
+        return self._run(self.context.verify_and_update, password, hash)
 
     def _run(self, function, *args):
         return threads.deferToThreadPool(

@@ -70,12 +70,14 @@ class ServerProtocol(FrameReceiver):
     @ivar session: the conversation (L{echotwist.session.Session}).
     @ivar address: the client's IP address as text.
     @ivar closing: true once C{finish} began closing the connection.
+    @ivar lost: true once the connection is gone.
     """
 
     log = Logger()
     session = None
     address = None
     closing = False
+    lost = False
     counted = False
     _holds = 0
     _reading_paused = False
@@ -121,6 +123,7 @@ class ServerProtocol(FrameReceiver):
                 pass
 
     def connectionLost(self, reason):
+        self.lost = True
         for call in (self._abort_call, self._trickle_call):
             if call is not None and call.active():
                 call.cancel()
@@ -347,7 +350,7 @@ class ServerProtocol(FrameReceiver):
         our side once the output is flushed, and abort if that takes longer
         than the linger time.
         """
-        if self.closing:
+        if self.closing or self.lost:  # (work done after a hang-up)
             return
         for message in messages:
             self.send(message)

@@ -265,8 +265,7 @@ def materialize(action, conn):
         return whole[: action[2] % len(whole)]
     if kind == "badutf8":
         # Invalid UTF-8 inside the value of a member the message type knows
-        # (inside unknown members it is a known bug: see
-        # test_reliability.KnownBugTests.test_non_utf8_in_unknown_member).
+        # (inside unknown members: test_reliability.FoundBugTests).
         name, value = pairs[-1]
         bad = action[2]
         if isinstance(value, str):
@@ -296,10 +295,9 @@ def _json_type(value):
 def _same_typed_duplicates(pairs):
     """
     Give an earlier duplicate of a member that the message type knows the
-    JSON type of the last one, which counts (docs/protocol.md). An earlier
-    duplicate of another type is refused though the last one is fine: a
-    known bug, see
-    test_reliability.KnownBugTests.test_duplicate_member_wrong_type_first.
+    JSON type of the last one, which counts (docs/protocol.md). (Each
+    occurrence must be well typed, which the model does not follow; see
+    test_reliability.FoundBugTests.test_duplicate_member_wrong_type_first.)
     """
     kind = dict(pairs).get("type")
     known = {name for name, _, _ in model.SCHEMAS.get(kind, [])} if type(kind) is str else set()

