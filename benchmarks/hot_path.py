@@ -91,7 +91,9 @@ def run(name, size, per_read, reads):
         spent = time.process_time() - start
         best = spent if best is None else min(best, spent)
     per_message = best / (reads * per_read)
-    print(f"{name:30s} {per_message * 1e6:7.2f} us/message  {1 / per_message:12,.0f} messages/s")
+    print(
+        f"{name:30s} {per_message * 1e6:7.2f} us/message  {1 / per_message:12,.0f} messages/s"
+    )
 
 
 if __name__ == "__main__":

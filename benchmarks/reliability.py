@@ -37,8 +37,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 SECTIONS = [
-    "properties", "mutations", "corpus", "fuzz", "connections", "burst",
-    "crash", "slow", "timeouts", "shutdown",
+    "properties",
+    "mutations",
+    "corpus",
+    "fuzz",
+    "connections",
+    "burst",
+    "crash",
+    "slow",
+    "timeouts",
+    "shutdown",
 ]
 
 
@@ -70,7 +78,9 @@ def server(scratch, mode, *args, data=None):
     from tests.test_twistd import CHEAP, Server
 
     data = data or os.path.abspath(scratch.mktemp())
-    process = Server(scratch, "--port", "0", "--mode", mode, "--data-dir", data, *CHEAP, *args)
+    process = Server(
+        scratch, "--port", "0", "--mode", mode, "--data-dir", data, *CHEAP, *args
+    )
     if process.port is None:
         raise RuntimeError(f"server did not start: {process.first_line!r}")
     process.data = data
@@ -111,7 +121,12 @@ def trial(*names):
         os.chdir(cwd)
         shutil.rmtree(work, ignore_errors=True)
     problems = [str(t) for t, _ in result.errors + result.failures]
-    return result.wasSuccessful(), result.testsRun, round(time.monotonic() - started, 1), problems
+    return (
+        result.wasSuccessful(),
+        result.testsRun,
+        round(time.monotonic() - started, 1),
+        problems,
+    )
 
 
 # Sections. Each returns a dict of figures.
@@ -183,7 +198,9 @@ def mutations(args, scratch):
         payload = bytearray(rnd.choice(bases))
         for _ in range(rnd.randint(1, 3)):
             where = rnd.randrange(len(payload) + 1)
-            byte = rnd.choice([rnd.randrange(256), rnd.choice(b'{}[]",:\\0123456789eE.-+ntfu')])
+            byte = rnd.choice(
+                [rnd.randrange(256), rnd.choice(b'{}[]",:\\0123456789eE.-+ntfu')]
+            )
             action = rnd.randrange(3)
             if action == 0:
                 payload.insert(where, byte)
@@ -251,7 +268,9 @@ def fuzz(args, scratch):
     process = server(scratch, "auth")
     before = workloads.rss_kib(process.process.pid)
     started = time.monotonic()
-    sent = run(workloads.fuzz(process.port, args.seed, args.fuzz_connections, args.fuzz_frames))
+    sent = run(
+        workloads.fuzz(process.port, args.seed, args.fuzz_connections, args.fuzz_frames)
+    )
     seconds = time.monotonic() - started
     after = workloads.rss_kib(process.process.pid)
 
@@ -281,14 +300,18 @@ def connections(args, scratch):
     from tests import workloads
 
     servers = {mode: server(scratch, mode) for mode in ("echo", "ident", "auth")}
-    figures = run(workloads.many_conversations(
-        {m: s.port for m, s in servers.items()}, args.connections, says=5
-    ))
+    figures = run(
+        workloads.many_conversations(
+            {m: s.port for m, s in servers.items()}, args.connections, says=5
+        )
+    )
     figures["server rss KiB"] = {
         m: workloads.rss_kib(s.process.pid) for m, s in servers.items()
     }
     figures["exit statuses"] = [s.stop()[0] for s in servers.values()]
-    figures["errors in the logs"] = sum(log_errors(s)[0] + log_errors(s)[1] for s in servers.values())
+    figures["errors in the logs"] = sum(
+        log_errors(s)[0] + log_errors(s)[1] for s in servers.values()
+    )
     return figures
 
 
@@ -325,14 +348,22 @@ def crash(args, scratch):
     for round_ in range(args.crash_rounds):
         process = server(scratch, "auth", data=data)
         before = len(acknowledged)
-        run(workloads.registration_burst(
-            process.port, f"r{round_}", 6, acknowledged, before + rnd.randint(5, 60),
-            kill_soon(process, rnd),
-        ))
+        run(
+            workloads.registration_burst(
+                process.port,
+                f"r{round_}",
+                6,
+                acknowledged,
+                before + rnd.randint(5, 60),
+                kill_soon(process, rnd),
+            )
+        )
         exit_codes[process.process.wait(30)] += 1
         again = server(scratch, "auth", data=data)
         sample = rnd.sample(acknowledged, min(5, len(acknowledged)))
-        tokens, passwords = run(workloads.verify_registrations(again.port, acknowledged, sample))
+        tokens, passwords = run(
+            workloads.verify_registrations(again.port, acknowledged, sample)
+        )
         lost_tokens += len(tokens)
         lost_passwords += len(passwords)
         again.stop()
@@ -348,10 +379,16 @@ def crash(args, scratch):
     for round_ in range(args.ident_rounds):
         process = server(scratch, "ident", data=ident_data)
         before = len(identified)
-        run(workloads.identification_burst(
-            process.port, 1000 * round_, 6, identified, before + rnd.randint(10, 80),
-            kill_soon(process, rnd),
-        ))
+        run(
+            workloads.identification_burst(
+                process.port,
+                1000 * round_,
+                6,
+                identified,
+                before + rnd.randint(10, 80),
+                kill_soon(process, rnd),
+            )
+        )
         exit_codes[process.process.wait(30)] += 1
         again = server(scratch, "ident", data=ident_data)
         ident_lost = len(run(workloads.verify_identifications(again.port, identified)))
@@ -377,16 +414,25 @@ def slow(args, scratch):
     from tests import workloads
 
     figures = {}
-    process = server(scratch, "echo", "--stall-timeout", str(args.stall), "--linger", "1")
+    process = server(
+        scratch, "echo", "--stall-timeout", str(args.stall), "--linger", "1"
+    )
     figures["one never-reading client"] = run(
-        workloads.slow_reader(process.port, process.process.pid, args.stall, limit_s=args.stall + 60)
+        workloads.slow_reader(
+            process.port, process.process.pid, args.stall, limit_s=args.stall + 60
+        )
     )
     figures["one never-reading client"]["--stall-timeout"] = args.stall
     process.stop()
-    process = server(scratch, "echo", "--stall-timeout", str(args.stall), "--linger", "1")
+    process = server(
+        scratch, "echo", "--stall-timeout", str(args.stall), "--linger", "1"
+    )
     figures[f"{args.stalled} never-reading clients"] = run(
         workloads.slow_reader(
-            process.port, process.process.pid, args.stall, limit_s=args.stall + 60,
+            process.port,
+            process.process.pid,
+            args.stall,
+            limit_s=args.stall + 60,
             stalled=args.stalled,
         )
     )
@@ -400,8 +446,18 @@ def timeouts(args, scratch):
     results = []
     for _ in range(args.timeout_rounds):
         process = server(
-            scratch, "auth", "--login-timeout", "2", "--idle-timeout", "2",
-            "--frame-timeout", "1", "--max-connections", "3", "--linger", "1",
+            scratch,
+            "auth",
+            "--login-timeout",
+            "2",
+            "--idle-timeout",
+            "2",
+            "--frame-timeout",
+            "1",
+            "--max-connections",
+            "3",
+            "--linger",
+            "1",
         )
         results.append(run(workloads.timeouts(process.port, 2, 2, 1)))
         process.stop()
@@ -409,7 +465,8 @@ def timeouts(args, scratch):
     for what, limit in (("login", 2), ("idle", 2), ("frame", 1)):
         elapsed = [r[what][0] for r in results]
         figures[f"{what} timeout {limit} s: closed after s (min, max)"] = [
-            round(min(elapsed), 2), round(max(elapsed), 2)
+            round(min(elapsed), 2),
+            round(max(elapsed), 2),
         ]
         figures[f"{what}: last messages"] = results[0][what][1]
     return figures
@@ -425,7 +482,9 @@ def shutdown(args, scratch):
         loop = asyncio.get_running_loop()
         stop = lambda: process.process.send_signal(signal.SIGTERM)  # noqa: E731
         started = time.monotonic()
-        received, acknowledged = await workloads.shutdown(process.port, stop, args.shutdown_groups)
+        received, acknowledged = await workloads.shutdown(
+            process.port, stop, args.shutdown_groups
+        )
         code = await loop.run_in_executor(None, process.process.wait, 60)
         return received, acknowledged, code, time.monotonic() - started
 
@@ -434,7 +493,9 @@ def shutdown(args, scratch):
         stored = {row[0] for row in connection.execute("SELECT login FROM users")}
     return {
         "clients connected at SIGTERM": len(received),
-        "clients that got bye last": sum(1 for ms in received if ms and ms[-1]["type"] == "bye"),
+        "clients that got bye last": sum(
+            1 for ms in received if ms and ms[-1]["type"] == "bye"
+        ),
         "exit status": code,
         "integrity_check": workloads.integrity(db),
         "acknowledged logins missing from the database": len(acknowledged - stored),
@@ -479,7 +540,10 @@ def main(argv=None):
             figures = globals()[name](args, scratch)
             figures["section seconds"] = round(time.monotonic() - started, 1)
             report[name] = figures
-            print(json.dumps(figures, indent=2, ensure_ascii=False, default=str), flush=True)
+            print(
+                json.dumps(figures, indent=2, ensure_ascii=False, default=str),
+                flush=True,
+            )
             os.chdir(cwd)
     finally:
         os.chdir(cwd)
@@ -487,7 +551,9 @@ def main(argv=None):
     report["load average at end"] = os.getloadavg()
     results = os.path.join(ROOT, "benchmarks", "results")
     os.makedirs(results, exist_ok=True)
-    path = os.path.join(results, f"reliability-{report['started'].replace(':', '')}.json")
+    path = os.path.join(
+        results, f"reliability-{report['started'].replace(':', '')}.json"
+    )
     with open(path, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, ensure_ascii=False, default=str)
     print(f"written to {os.path.relpath(path, ROOT)}")

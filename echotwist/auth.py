@@ -190,7 +190,8 @@ class Accounts:
         self._clock = clock
         self._token_ttl = token_ttl
         self.portal = Portal(
-            Realm(self), [PasswordChecker(credentials, hasher), TokenChecker(credentials)]
+            Realm(self),
+            [PasswordChecker(credentials, hasher), TokenChecker(credentials)],
         )
 
     def registered_login(self, login):

@@ -82,7 +82,9 @@ def main(argv=None):
         _write(key_path, key, 0o600)
     except OSError as e:
         sys.exit(f"echotwist.certs: {e}")
-    print(f"wrote {cert_path} (give it to clients: --ca) and {key_path} (keep it private)")
+    print(
+        f"wrote {cert_path} (give it to clients: --ca) and {key_path} (keep it private)"
+    )
 
 
 if __name__ == "__main__":

@@ -75,9 +75,8 @@ class EchoFactory(ServerFactory):
         if len(self.connections) >= settings.max_connections:
             return "too many connections"
         address = connection.address
-        if (
-            self._per_address[address] >= settings.max_per_address
-            and not is_loopback(address)
+        if self._per_address[address] >= settings.max_per_address and not is_loopback(
+            address
         ):
             return "too many connections from your address"
         self.connections.add(connection)

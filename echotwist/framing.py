@@ -70,9 +70,7 @@ class FrameReceiver(Int32StringReceiver):
                 break
             payload = buffer[offset + HEADER_SIZE : end]
             offset = end
-            self.stringReceived(
-                payload if type(payload) is bytes else bytes(payload)
-            )
+            self.stringReceived(payload if type(payload) is bytes else bytes(payload))
             if self.discarding:
                 return
             buffer = self._buffer  # a nested dataReceived may have grown it

@@ -21,7 +21,9 @@ def parse_port(text, allow_zero=True):
     text = text.strip()
     lowest = 0 if allow_zero else 1
     if not (text.isascii() and text.isdigit()):
-        raise ValueError(f"{text!r} is not a port number (a whole number {lowest}-65535)")
+        raise ValueError(
+            f"{text!r} is not a port number (a whole number {lowest}-65535)"
+        )
     port = int(text)
     if not lowest <= port <= 65535:
         raise ValueError(f"port {port} is out of range ({lowest}-65535)")

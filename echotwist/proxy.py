@@ -78,7 +78,9 @@ class ProxyHeaderProtocol(HAProxyProtocolWrapper):
             return V2Parser()
         if head.startswith(v1 + b" "):
             return V1Parser()
-        if (v2.startswith(head[:12]) and len(head) < 16) or (v1 + b" ").startswith(head):
+        if (v2.startswith(head[:12]) and len(head) < 16) or (v1 + b" ").startswith(
+            head
+        ):
             self._head = head
             return None
         self._refuse()

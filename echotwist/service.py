@@ -72,7 +72,7 @@ class EchoService(service.MultiService):
             log.error("cannot start: {why}", why=str(e))
             self.console_err.write(f"echolab: {e}\n")
             self.console_err.flush()
-            raise SystemExit(1)
+            raise SystemExit(1) from None
 
     def startService(self):
         super().startService()
@@ -214,7 +214,12 @@ class ListenerService(service.Service):
 
     def privilegedStartService(self):
         self.listening = listen_with_fallback(
-            self.listen, self.factory, self.port, self.tries, self.interface, self.backlog
+            self.listen,
+            self.factory,
+            self.port,
+            self.tries,
+            self.interface,
+            self.backlog,
         )
         host = self.listening.getHost()
         self.announce(f"listening on {format_address(self.interface, host.port)}")
@@ -262,9 +267,7 @@ class EndpointService(service.Service):
     def privilegedStartService(self):
         outcome = []
         endpoint = endpoint_from(self.reactor, self.description, self.backlog)
-        endpoint.listen(self.factory).addBoth(
-            outcome.append
-        )
+        endpoint.listen(self.factory).addBoth(outcome.append)
         # Every endpoint we accept listens at once; a Failure is start-up's.
         [result] = outcome
         if isinstance(result, Failure):

@@ -52,9 +52,7 @@ class Session:
         The connection is accepted: greet it with C{welcome}.
         """
         settings = self.server.settings
-        self.peer.send(
-            m.welcome(self.server.version, self.mode, settings.max_message)
-        )
+        self.peer.send(m.welcome(self.server.version, self.mode, settings.max_message))
         return self.begin()
 
     def begin(self):

@@ -53,7 +53,11 @@ def _number(kind, lowest, highest=None, unit=""):
             value = kind(text)
         except ValueError:
             raise ValueError(f"{text!r} is not {what}") from None
-        if value != value or value < lowest or (highest is not None and value > highest):
+        if (
+            value != value
+            or value < lowest
+            or (highest is not None and value > highest)
+        ):
             raise ValueError(f"{text} is out of range ({bounds}{unit})")
         return value
 
@@ -106,63 +110,162 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        _option("port", None,
-                "TCP port to listen on; 0 takes any free port [default: "
-                f"{DEFAULT_PORT}; asked for when not given on a terminal].",
-                prompts.parse_port, short="p"),
-        _option("port-tries", 10,
-                "Ports to try from --port, the first included, when it is taken.",
-                _number(int, 1, 1000)),
-        _option("interface", "127.0.0.1", "IP address to listen on (IPv4 or IPv6).",
-                prompts.parse_interface),
-        _option("mode", "auth", "echo, ident (by IP address) or auth (login).",
-                _choice(*messages.MODES), short="m"),
-        _option("data-dir", "echolab-data",
-                "Directory of the stores and the log, created with mode 0700.",
-                short="d"),
+        _option(
+            "port",
+            None,
+            "TCP port to listen on; 0 takes any free port [default: "
+            f"{DEFAULT_PORT}; asked for when not given on a terminal].",
+            prompts.parse_port,
+            short="p",
+        ),
+        _option(
+            "port-tries",
+            10,
+            "Ports to try from --port, the first included, when it is taken.",
+            _number(int, 1, 1000),
+        ),
+        _option(
+            "interface",
+            "127.0.0.1",
+            "IP address to listen on (IPv4 or IPv6).",
+            prompts.parse_interface,
+        ),
+        _option(
+            "mode",
+            "auth",
+            "echo, ident (by IP address) or auth (login).",
+            _choice(*messages.MODES),
+            short="m",
+        ),
+        _option(
+            "data-dir",
+            "echolab-data",
+            "Directory of the stores and the log, created with mode 0700.",
+            short="d",
+        ),
         _option("log-file", None, "Log file [default: echolab.log in --data-dir]."),
-        _option("log-rotate-bytes", 10_000_000, "Rotate the log at this size.",
-                _number(int, 1000)),
+        _option(
+            "log-rotate-bytes",
+            10_000_000,
+            "Rotate the log at this size.",
+            _number(int, 1000),
+        ),
         _option("log-keep", 5, "Rotated log files to keep.", _number(int, 1, 1000)),
-        _option("max-message", _defaults.max_message,
-                "Largest message accepted, in bytes.", _number(int, 64, 64 * 1024 * 1024)),
-        _option("max-connections", _defaults.max_connections,
-                "Connections served at once, in all.", _count),
-        _option("max-per-address", _defaults.max_per_address,
-                "Connections served at once from one non-loopback address.", _count),
-        _option("backlog", 1024, "Listen backlog (pending connects), for --port "
-                "and for --listen strings that name none.",
-                _number(int, 1, 65535)),
-        _option("login-timeout", _defaults.login_timeout,
-                "Seconds to identify or log in.", _seconds),
-        _option("idle-timeout", _defaults.idle_timeout,
-                "Seconds a client may send nothing.", _seconds),
-        _option("frame-timeout", _defaults.frame_timeout,
-                "Seconds a message may stay incomplete.", _seconds),
-        _option("stall-timeout", _defaults.stall_timeout,
-                "Seconds a client may leave the server's replies unread.", _seconds),
-        _option("linger", _defaults.linger,
-                "Seconds a closing connection may take to drain.", _number(float, 0)),
-        _option("max-bad-messages", _defaults.max_bad_messages,
-                "Refused messages before a connection is closed.", _count),
-        _option("token-ttl", _defaults.token_ttl,
-                "Seconds a session token stays valid.", _number(int, 1, 366 * DAY)),
-        _option("hash-memory", DEFAULT_MEMORY_KIB, "argon2id memory cost, KiB.",
-                _number(int, MIN_MEMORY_KIB, 4 * 1024 * 1024)),
-        _option("hash-time", DEFAULT_TIME_COST, "argon2id time cost (passes).",
-                _number(int, MIN_TIME_COST, 100)),
-        _option("hash-threads", 0, "Passwords hashed at once (0: one per CPU).",
-                _number(int, 0, 256)),
-        _option("throttle-login-address", _limits.per_login_address,
-                "Free failed logins of one login from one address.", _count),
-        _option("throttle-login", _limits.per_login,
-                "Free failed logins of one login from all addresses.", _count),
-        _option("throttle-address", _limits.per_address,
-                "Free failed password logins from one address.", _count),
-        _option("throttle-tokens", _limits.tokens_per_address,
-                "Free refused tokens from one address.", _count),
-        _option("throttle-max-block", _limits.max_block,
-                "Longest block after failed logins, seconds.", _seconds),
+        _option(
+            "max-message",
+            _defaults.max_message,
+            "Largest message accepted, in bytes.",
+            _number(int, 64, 64 * 1024 * 1024),
+        ),
+        _option(
+            "max-connections",
+            _defaults.max_connections,
+            "Connections served at once, in all.",
+            _count,
+        ),
+        _option(
+            "max-per-address",
+            _defaults.max_per_address,
+            "Connections served at once from one non-loopback address.",
+            _count,
+        ),
+        _option(
+            "backlog",
+            1024,
+            "Listen backlog (pending connects), for --port "
+            "and for --listen strings that name none.",
+            _number(int, 1, 65535),
+        ),
+        _option(
+            "login-timeout",
+            _defaults.login_timeout,
+            "Seconds to identify or log in.",
+            _seconds,
+        ),
+        _option(
+            "idle-timeout",
+            _defaults.idle_timeout,
+            "Seconds a client may send nothing.",
+            _seconds,
+        ),
+        _option(
+            "frame-timeout",
+            _defaults.frame_timeout,
+            "Seconds a message may stay incomplete.",
+            _seconds,
+        ),
+        _option(
+            "stall-timeout",
+            _defaults.stall_timeout,
+            "Seconds a client may leave the server's replies unread.",
+            _seconds,
+        ),
+        _option(
+            "linger",
+            _defaults.linger,
+            "Seconds a closing connection may take to drain.",
+            _number(float, 0),
+        ),
+        _option(
+            "max-bad-messages",
+            _defaults.max_bad_messages,
+            "Refused messages before a connection is closed.",
+            _count,
+        ),
+        _option(
+            "token-ttl",
+            _defaults.token_ttl,
+            "Seconds a session token stays valid.",
+            _number(int, 1, 366 * DAY),
+        ),
+        _option(
+            "hash-memory",
+            DEFAULT_MEMORY_KIB,
+            "argon2id memory cost, KiB.",
+            _number(int, MIN_MEMORY_KIB, 4 * 1024 * 1024),
+        ),
+        _option(
+            "hash-time",
+            DEFAULT_TIME_COST,
+            "argon2id time cost (passes).",
+            _number(int, MIN_TIME_COST, 100),
+        ),
+        _option(
+            "hash-threads",
+            0,
+            "Passwords hashed at once (0: one per CPU).",
+            _number(int, 0, 256),
+        ),
+        _option(
+            "throttle-login-address",
+            _limits.per_login_address,
+            "Free failed logins of one login from one address.",
+            _count,
+        ),
+        _option(
+            "throttle-login",
+            _limits.per_login,
+            "Free failed logins of one login from all addresses.",
+            _count,
+        ),
+        _option(
+            "throttle-address",
+            _limits.per_address,
+            "Free failed password logins from one address.",
+            _count,
+        ),
+        _option(
+            "throttle-tokens",
+            _limits.tokens_per_address,
+            "Free refused tokens from one address.",
+            _count,
+        ),
+        _option(
+            "throttle-max-block",
+            _limits.max_block,
+            "Longest block after failed logins, seconds.",
+            _seconds,
+        ),
     ]
 
     def parseOptions(self, options=None):
@@ -177,7 +280,7 @@ class Options(usage.Options):
             if getattr(self, "parent", None) is None:
                 raise
             sys.stderr.write(f"twistd echolab: {e} (see twistd echolab --help)\n")
-            raise SystemExit(2)
+            raise SystemExit(2) from None
 
     def __init__(self):
         super().__init__()
@@ -239,7 +342,7 @@ class Options(usage.Options):
             )
         except (EOFError, KeyboardInterrupt):
             self._stdout.write("\nNo port given; not starting.\n")
-            raise SystemExit(0)
+            raise SystemExit(0) from None
 
     def settings(self):
         """

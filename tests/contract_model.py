@@ -200,7 +200,11 @@ class Throttle:
 
     def password_failed(self, login, address):
         login = login.lower()
-        for key in (("login_address", (login, address)), ("login", login), ("address", address)):
+        for key in (
+            ("login_address", (login, address)),
+            ("login", login),
+            ("address", address),
+        ):
             self.failures[key] += 1
 
     def password_succeeded(self, login, address):
@@ -224,8 +228,15 @@ class ServerModel:
     throttling.
     """
 
-    def __init__(self, mode, max_bad_messages=100, token_ttl=30 * 86400, now=0,
-                 max_message=MAX_MESSAGE, throttle=None):
+    def __init__(
+        self,
+        mode,
+        max_bad_messages=100,
+        token_ttl=30 * 86400,
+        now=0,
+        max_message=MAX_MESSAGE,
+        throttle=None,
+    ):
         self.mode = mode
         self.max_bad_messages = max_bad_messages
         self.max_message = max_message

@@ -133,7 +133,9 @@ def empty_database(database):
     can serve many short-lived factories (Hypothesis examples).
     """
     database.write(
-        ("DELETE FROM identities", ()), ("DELETE FROM tokens", ()), ("DELETE FROM users", ())
+        ("DELETE FROM identities", ()),
+        ("DELETE FROM tokens", ()),
+        ("DELETE FROM users", ()),
     )
 
 
@@ -186,7 +188,9 @@ class Conversation:
 
     def __init__(self, factory, host="10.0.0.7", port=40000):
         self.factory = factory
-        self.transport = HalfCloseableTransport(peerAddress=IPv4Address("TCP", host, port))
+        self.transport = HalfCloseableTransport(
+            peerAddress=IPv4Address("TCP", host, port)
+        )
         self.protocol = factory.buildProtocol(self.transport.getPeer())
         self.protocol.makeConnection(self.transport)
 
@@ -283,7 +287,15 @@ class ServerTestCase(TestCase):
         options = tap.Options()
         options._stdin = None
         options.parseOptions(
-            ["--port", "0", "--mode", self.mode, "--data-dir", self.data_dir, *self.args]
+            [
+                "--port",
+                "0",
+                "--mode",
+                self.mode,
+                "--data-dir",
+                self.data_dir,
+                *self.args,
+            ]
         )
         self.out = io.StringIO()
         service = tap.makeService(

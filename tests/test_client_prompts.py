@@ -84,7 +84,10 @@ class ParsePortTests(SynchronousTestCase):
         The client takes ports 1 to 65535 and refuses 0, out of range and
         non-numbers with a reason.
         """
-        parse = lambda text: prompts.parse_port(text, allow_zero=False)
+
+        def parse(text):
+            return prompts.parse_port(text, allow_zero=False)
+
         self.assertEqual(parse("1"), 1)
         self.assertEqual(parse(" 65535 "), 65535)
         for text in ["0", "65536", "-1", "abc", "9090x", "", "１２", "1e3", "+80"]:

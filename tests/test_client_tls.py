@@ -68,8 +68,10 @@ class TLSTests(TestCase):
         options = tap.Options()
         options.parseOptions(
             [
-                "--mode", "echo",
-                "--data-dir", os.path.join(directory, "data"),
+                "--mode",
+                "echo",
+                "--data-dir",
+                os.path.join(directory, "data"),
                 "--listen",
                 f"ssl:0:interface=127.0.0.1:privateKey={key_file}:certKey={cert_file}",
             ]

@@ -32,8 +32,17 @@ class DocsTests(SynchronousTestCase):
         option (or a client or twistd one).
         """
         known = {row[0] for row in Options.optParameters} | {"help"}
-        other = {"config-settings", "pidfile", "logfile", "tls", "ca", "insecure",
-                 "host", "profile", "listen"}
+        other = {
+            "config-settings",
+            "pidfile",
+            "logfile",
+            "tls",
+            "ca",
+            "insecure",
+            "host",
+            "profile",
+            "listen",
+        }
         for name in ("README.md", os.path.join("docs", "protocol.md")):
             for option in re.findall(r"`[^`]*?--([a-z][a-z-]+)", read(name)):
                 self.assertIn(option, known | other, f"{name}: --{option}")

@@ -9,7 +9,6 @@ from twisted.internet import defer
 from tests.helpers import ServerTestCase
 
 
-
 class Flows(ServerTestCase):
     @defer.inlineCallbacks
     def expect(self, c, *kinds):

@@ -19,7 +19,9 @@ class DecodeTests(SynchronousTestCase):
         """
         decode = m.decode_client_message
         self.assertEqual(decode(b'{"type":"say","text":"hi"}'), m.Say("hi", 1))
-        self.assertEqual(decode(b'{"type":"say","text":"hi","repeat":3}'), m.Say("hi", 3))
+        self.assertEqual(
+            decode(b'{"type":"say","text":"hi","repeat":3}'), m.Say("hi", 3)
+        )
         self.assertEqual(
             decode(b'{"type":"answer","field":"name","value":"Ann"}'),
             m.Answer("name", "Ann"),
@@ -158,7 +160,9 @@ class ServerMessageTests(SynchronousTestCase):
         A C{say} without C{repeat} gets one C{echo} without C{n} and C{of}.
         """
         payloads = list(m.echo_payloads("hi", 1))
-        self.assertEqual([decode_message(p) for p in payloads], [{"type": "echo", "text": "hi"}])
+        self.assertEqual(
+            [decode_message(p) for p in payloads], [{"type": "echo", "text": "hi"}]
+        )
 
     def test_echo_numbered(self):
         """

@@ -46,7 +46,9 @@ class ContextTests(SynchronousTestCase):
         self.assertTrue(ok)
         self.assertTrue(new.startswith("$argon2id$v=19$m=32768,t=2,p=1$"))
         self.assertEqual(current.verify_and_update("wrong", old), (False, None))
-        self.assertEqual(current.verify_and_update("correct horse battery", new), (True, None))
+        self.assertEqual(
+            current.verify_and_update("correct horse battery", new), (True, None)
+        )
 
     def test_no_deprecation_warnings(self):
         """
@@ -95,7 +97,9 @@ class WeaknessTests(SynchronousTestCase):
         """
         Composed and decomposed accents are the same password.
         """
-        self.assertEqual(normalize("p\u00e5ssw\u00f6rd"), normalize("pa\u030assw\u006f\u0308rd"))
+        self.assertEqual(
+            normalize("p\u00e5ssw\u00f6rd"), normalize("pa\u030assw\u006f\u0308rd")
+        )
 
 
 class HasherTests(TestCase):

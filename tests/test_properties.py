@@ -52,7 +52,9 @@ class InstantClock(Clock):
 
     def run_short_pauses(self):
         for _ in range(1_000_000):
-            due = [c for c in self.calls if c.getTime() - self.rightNow <= TRICKLE_PAUSE]
+            due = [
+                c for c in self.calls if c.getTime() - self.rightNow <= TRICKLE_PAUSE
+            ]
             if not due:
                 return
             call = due[0]
@@ -65,21 +67,64 @@ class InstantClock(Clock):
 # contract's section 6; random text and JSON do the rest.
 
 LOGINS = [
-    "alice", "Alice", "ALICE", "bob", "a.b-c_d", "x" * 32, "x" * 33, "a b", "",
-    "é", "bob\n", " bob", "longlogin1", "LongLogin1",
+    "alice",
+    "Alice",
+    "ALICE",
+    "bob",
+    "a.b-c_d",
+    "x" * 32,
+    "x" * 33,
+    "a b",
+    "",
+    "é",
+    "bob\n",
+    " bob",
+    "longlogin1",
+    "LongLogin1",
 ]
 NAMES = [
-    "Bob", "  Bob  ", "", "   ", "x" * 64, "x" * 65, " " + "y" * 64 + " ",
-    "Кирилл", "🙂", "a\u200db", "\u202eabc", "a\tb", "\x00", "\u3000name\u3000",
+    "Bob",
+    "  Bob  ",
+    "",
+    "   ",
+    "x" * 64,
+    "x" * 65,
+    " " + "y" * 64 + " ",
+    "Кирилл",
+    "🙂",
+    "a\u200db",
+    "\u202eabc",
+    "a\tb",
+    "\x00",
+    "\u3000name\u3000",
 ]
 PASSWORDS = [
-    "correct horse battery", "\u00c5str\u00f6m-pass1", "A\u030astro\u0308m-pass1",
-    "password", "PASSWORD1", "LONGLOGIN1", "longlogin1", "1234567", "12345678",
-    "y" * 1024, "y" * 1025, "\ufb01fteen chars ok", "seven77",
+    "correct horse battery",
+    "\u00c5str\u00f6m-pass1",
+    "A\u030astro\u0308m-pass1",
+    "password",
+    "PASSWORD1",
+    "LONGLOGIN1",
+    "longlogin1",
+    "1234567",
+    "12345678",
+    "y" * 1024,
+    "y" * 1025,
+    "\ufb01fteen chars ok",
+    "seven77",
 ]
 SPECIAL_TEXTS = [
-    "", " ", "привет", "🙂", "a\x00b", "\ud800", "x\udfff", "\u202e", "a" * 300,
-    "\"quoted\" \\ back", "\u2028",
+    "",
+    " ",
+    "привет",
+    "🙂",
+    "a\x00b",
+    "\ud800",
+    "x\udfff",
+    "\u202e",
+    "a" * 300,
+    '"quoted" \\ back',
+    "\u2028",
 ]
 
 
@@ -96,7 +141,9 @@ texts = weighted(
     (3, st.text(max_size=12)),
     (1, st.sampled_from(SPECIAL_TEXTS)),
 )
-big_ints = st.sampled_from([0, 1, 2, 100, 101, -1, 2**31, 2**63, 2**64, -(2**64), 10**30])
+big_ints = st.sampled_from(
+    [0, 1, 2, 100, 101, -1, 2**31, 2**63, 2**64, -(2**64), 10**30]
+)
 repeats = st.one_of(st.integers(-2, 102), big_ints)
 scalars = (
     st.none()
@@ -107,7 +154,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3)
+    ),
     max_leaves=6,
 )
 FIELDS = ["name", "login", "password", "new_password", "", "zzz", "LOGIN"]
@@ -131,7 +180,9 @@ bases = weighted(
     (1, st.tuples(st.just("logout"))),
     (1, st.tuples(st.just("quit"))),
 )
-member_names = st.sampled_from(["type", "text", "repeat", "field", "value", "token", "extra"])
+member_names = st.sampled_from(
+    ["type", "text", "repeat", "field", "value", "token", "extra"]
+)
 # Changes to a message's members: a member set to any JSON value (a wrong
 # type, null), removed, added unknown, or given an earlier duplicate.
 mangles = st.lists(
@@ -140,7 +191,9 @@ mangles = st.lists(
         st.tuples(st.just("del"), member_names),
         st.tuples(st.just("extra"), texts, json_values),
         st.tuples(st.just("dup"), member_names, json_values),
-        st.tuples(st.just("type"), st.sampled_from(["Say", "QUIT", "hello", "answer", "say"])),
+        st.tuples(
+            st.just("type"), st.sampled_from(["Say", "QUIT", "hello", "answer", "say"])
+        ),
     ),
     min_size=1,
     max_size=2,
@@ -155,7 +208,9 @@ actions = weighted(
         st.tuples(
             st.just("badutf8"),
             bases,
-            st.sampled_from([b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]),
+            st.sampled_from(
+                [b"\xff", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]
+            ),
         ),
     ),
     (1, st.tuples(st.just("truncated"), bases, st.integers(0, 40))),
@@ -176,7 +231,12 @@ ADDRESSES = ["10.0.0.7", "10.0.0.8", "192.0.2.1"]
 # password question and the token login more often.
 SEED_USER = [
     ("msg", ("answer", "login", ("text", "alice")), [], (True, False, None)),
-    ("msg", ("answer", "new_password", ("text", "correct horse battery")), [], (True, False, None)),
+    (
+        "msg",
+        ("answer", "new_password", ("text", "correct horse battery")),
+        [],
+        (True, False, None),
+    ),
     ("reconnect", 0),
 ]
 
@@ -269,7 +329,9 @@ def materialize(action, conn):
         name, value = pairs[-1]
         bad = action[2]
         if isinstance(value, str):
-            return encode(pairs[:-1] + [(name, "@@")]).replace(b'"@@"', b'"a' + bad + b'"')
+            return encode(pairs[:-1] + [(name, "@@")]).replace(
+                b'"@@"', b'"a' + bad + b'"'
+            )
         return encode(pairs).replace(b'"type":"', b'"type":"' + bad)
     _, _, mangle, (ascii_only, spaced, rnd) = action
     for op in mangle:
@@ -300,7 +362,11 @@ def _same_typed_duplicates(pairs):
     test_reliability.FoundBugTests.test_duplicate_member_wrong_type_first.)
     """
     kind = dict(pairs).get("type")
-    known = {name for name, _, _ in model.SCHEMAS.get(kind, [])} if type(kind) is str else set()
+    known = (
+        {name for name, _, _ in model.SCHEMAS.get(kind, [])}
+        if type(kind) is str
+        else set()
+    )
     last = dict(pairs)
     return [
         (k, last[k] if k in known and _json_type(v) is not _json_type(last[k]) else v)
@@ -331,14 +397,20 @@ class Harness:
     def __init__(self, testcase, mode):
         self.testcase = testcase
         self.mode = mode
-        self.database = make_database(testcase, in_memory=True) if mode != "echo" else None
+        self.database = (
+            make_database(testcase, in_memory=True) if mode != "echo" else None
+        )
 
     def factory(self, **settings):
         if self.database is not None:
             empty_database(self.database)
         self.clock = InstantClock()
         return make_factory(
-            self.testcase, self.mode, clock=self.clock, database=self.database, **settings
+            self.testcase,
+            self.mode,
+            clock=self.clock,
+            database=self.database,
+            **settings,
         )
 
 
@@ -504,7 +576,9 @@ class SplitTests(SynchronousTestCase):
         registration, for the split streams to start with.
         """
         if mode == "ident":
-            return [("msg", ("answer", "name", ("text", "Bob")), [], (True, False, None))]
+            return [
+                ("msg", ("answer", "name", ("text", "Bob")), [], (True, False, None))
+            ]
         if mode == "auth":
             return SEED_USER[:2]
         return []
@@ -525,7 +599,9 @@ class SplitTests(SynchronousTestCase):
         In ident mode any split of a stream of frames gives the same replies
         as the whole stream.
         """
-        self.check("ident", (self.script("ident") if scripted else []) + program, tail, cuts)
+        self.check(
+            "ident", (self.script("ident") if scripted else []) + program, tail, cuts
+        )
 
     @settings(HYPOTHESIS, max_examples=examples(150))
     @given(st.lists(actions, max_size=10), tails, cuts, st.booleans())
@@ -534,7 +610,9 @@ class SplitTests(SynchronousTestCase):
         In auth mode any split of a stream of frames gives the same replies
         as the whole stream.
         """
-        self.check("auth", (self.script("auth") if scripted else []) + program, tail, cuts)
+        self.check(
+            "auth", (self.script("auth") if scripted else []) + program, tail, cuts
+        )
 
 
 # Every state of every mode, and how to get there from a new connection
@@ -559,7 +637,10 @@ STATES = {
         "asked password": [_answer("login", "ALICE")],
         "asked password, 2 wrong": [_answer("login", "alice")]
         + [_answer("password", "wrong one!")] * 2,
-        "ready (register)": [_answer("login", "newcomer"), _answer("new_password", ALICE)],
+        "ready (register)": [
+            _answer("login", "newcomer"),
+            _answer("new_password", ALICE),
+        ],
         "ready (password)": [_answer("login", "alice"), _answer("password", ALICE)],
         "ready (token)": [("msg", ("token", ("issued", 1)), [], (True, False, None))],
     },
@@ -600,7 +681,9 @@ class StateTableTests(SynchronousTestCase):
                 for name, message in MESSAGES.items():
                     prefix = SEED_USER if mode == "auth" else []
                     try:
-                        check_program(self, mode, prefix + path + [message], 100, count=False)
+                        check_program(
+                            self, mode, prefix + path + [message], 100, count=False
+                        )
                     except AssertionError as e:
                         self.fail(f"{mode}, {state}, {name}: {e}")
                     cases += 1

@@ -41,7 +41,9 @@ class EchoModeTests(SynchronousTestCase):
         Each C{say} gets one C{echo} with its text, in order.
         """
         self.c.replies()
-        self.c.send({"type": "say", "text": "one"}, {"type": "say", "text": "привет 🌍"})
+        self.c.send(
+            {"type": "say", "text": "one"}, {"type": "say", "text": "привет 🌍"}
+        )
         self.assertEqual(
             self.c.replies(),
             [{"type": "echo", "text": "one"}, {"type": "echo", "text": "привет 🌍"}],
@@ -156,7 +158,9 @@ class EchoModeTests(SynchronousTestCase):
         """
         Messages split at every byte offset give the same replies.
         """
-        stream = frame({"type": "say", "text": "ab"}) + frame({"type": "say", "text": "cd"})
+        stream = frame({"type": "say", "text": "ab"}) + frame(
+            {"type": "say", "text": "cd"}
+        )
         for cut in range(len(stream) + 1):
             c = Conversation(self.factory)
             c.replies()
@@ -386,10 +390,14 @@ class LimitTests(SynchronousTestCase):
         factory = make_factory(self, "echo", max_per_address=2)
         for _ in range(2):
             Conversation(factory, host="192.0.2.1")
-        self.assertEqual(Conversation(factory, host="192.0.2.1").replies()[0]["code"], "busy")
+        self.assertEqual(
+            Conversation(factory, host="192.0.2.1").replies()[0]["code"], "busy"
+        )
         self.assertEqual(Conversation(factory, host="192.0.2.2").types(), ["welcome"])
         for _ in range(3):
-            self.assertEqual(Conversation(factory, host="127.0.0.1").types(), ["welcome"])
+            self.assertEqual(
+                Conversation(factory, host="127.0.0.1").types(), ["welcome"]
+            )
 
 
 class PeerHostTests(SynchronousTestCase):
@@ -400,7 +408,9 @@ class PeerHostTests(SynchronousTestCase):
         from twisted.internet.address import IPv4Address, IPv6Address
 
         self.assertEqual(peer_host(IPv4Address("TCP", "10.1.2.3", 1)), "10.1.2.3")
-        self.assertEqual(peer_host(IPv6Address("TCP", "::ffff:10.1.2.3", 1)), "10.1.2.3")
+        self.assertEqual(
+            peer_host(IPv6Address("TCP", "::ffff:10.1.2.3", 1)), "10.1.2.3"
+        )
         self.assertEqual(peer_host(IPv6Address("TCP", "2001:DB8::1", 1)), "2001:db8::1")
 
 

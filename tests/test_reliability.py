@@ -34,19 +34,40 @@ from tests.test_twistd import CHEAP, Server
 DEEP = b"[" * 65530
 HOSTILE = [
     ("nesting 65,530 levels deep", DEEP, "bad_message"),
-    ("nesting 65,000 levels deep in an unknown member",
-     b'{"type":"say","text":"x","z":' + b"[" * 65000 + b"}", "bad_message"),
-    ("nesting 2,000 levels deep, closed, in an unknown member",
-     b'{"type":"say","text":"x","z":' + b"[" * 2000 + b"]" * 2000 + b"}", "bad_message"),
-    ("a 5,000-digit repeat (docs: too large to represent)",
-     b'{"type":"say","text":"x","repeat":' + b"9" * 5000 + b"}", "bad_message"),
+    (
+        "nesting 65,000 levels deep in an unknown member",
+        b'{"type":"say","text":"x","z":' + b"[" * 65000 + b"}",
+        "bad_message",
+    ),
+    (
+        "nesting 2,000 levels deep, closed, in an unknown member",
+        b'{"type":"say","text":"x","z":' + b"[" * 2000 + b"]" * 2000 + b"}",
+        "bad_message",
+    ),
+    (
+        "a 5,000-digit repeat (docs: too large to represent)",
+        b'{"type":"say","text":"x","repeat":' + b"9" * 5000 + b"}",
+        "bad_message",
+    ),
     ("repeat NaN", b'{"type":"say","text":"x","repeat":NaN}', "bad_message"),
-    ("Infinity in an unknown member", b'{"type":"say","text":"x","z":-Infinity}', "bad_message"),
+    (
+        "Infinity in an unknown member",
+        b'{"type":"say","text":"x","z":-Infinity}',
+        "bad_message",
+    ),
     ("a lone surrogate in text", b'{"type":"say","text":"\\ud800"}', "bad_message"),
-    ("a lone surrogate in an unknown member", b'{"type":"say","text":"x","z":"\\udfff"}', "bad_message"),
+    (
+        "a lone surrogate in an unknown member",
+        b'{"type":"say","text":"x","z":"\\udfff"}',
+        "bad_message",
+    ),
     ("a zero-length frame", b"", "bad_message"),
     ("non-UTF-8 text", b'{"type":"say","text":"\xff\xfe"}', "bad_message"),
-    ("a UTF-8-encoded surrogate", b'{"type":"say","text":"\xed\xa0\x80"}', "bad_message"),
+    (
+        "a UTF-8-encoded surrogate",
+        b'{"type":"say","text":"\xed\xa0\x80"}',
+        "bad_message",
+    ),
     ("an overlong UTF-8 sequence", b'{"type":"say","text":"\xc0\xaf"}', "bad_message"),
     ("UTF-16 JSON", '{"type":"quit"}'.encode("utf-16"), "bad_message"),
     ("a byte order mark", b'\xef\xbb\xbf{"type":"quit"}', "bad_message"),
@@ -59,7 +80,11 @@ HOSTILE = [
     ("repeat 0", b'{"type":"say","text":"x","repeat":0}', "bad_value"),
     ("repeat 101", b'{"type":"say","text":"x","repeat":101}', "bad_value"),
     ("repeat -1", b'{"type":"say","text":"x","repeat":-1}', "bad_value"),
-    ("repeat 2^64", b'{"type":"say","text":"x","repeat":18446744073709551616}', "bad_value"),
+    (
+        "repeat 2^64",
+        b'{"type":"say","text":"x","repeat":18446744073709551616}',
+        "bad_value",
+    ),
     ("repeat true", b'{"type":"say","text":"x","repeat":true}', "bad_message"),
     ("repeat 1e400", b'{"type":"say","text":"x","repeat":1e400}', "bad_message"),
     ("repeat 3.0", b'{"type":"say","text":"x","repeat":3.0}', "bad_message"),
@@ -69,7 +94,11 @@ HOSTILE = [
     ("text null", b'{"type":"say","text":null}', "bad_message"),
     ("no text", b'{"type":"say"}', "bad_message"),
     ("trailing bytes", b'{"type":"say","text":"x"}x', "bad_message"),
-    ("two objects in one frame", b'{"type":"say","text":"x"}{"type":"quit"}', "bad_message"),
+    (
+        "two objects in one frame",
+        b'{"type":"say","text":"x"}{"type":"quit"}',
+        "bad_message",
+    ),
     ("two different types", b'{"type":"say","type":"quit","text":"x"}', "bad_message"),
     ("an unknown type", b'{"type":"shutdown"}', "bad_message"),
     ("type in another case", b'{"type":"QUIT"}', "bad_message"),
@@ -78,7 +107,11 @@ HOSTILE = [
     ("a trailing comma", b'{"type":"quit",}', "bad_message"),
     ("single quotes", b"{'type':'quit'}", "bad_message"),
     ("a raw control character", b'{"type":"say","text":"a\x01b"}', "bad_message"),
-    ("an answer with no question pending", b'{"type":"answer","field":"name","value":"x"}', "bad_state"),
+    (
+        "an answer with no question pending",
+        b'{"type":"answer","field":"name","value":"x"}',
+        "bad_state",
+    ),
     ("a token in echo mode", b'{"type":"token","token":"x"}', "bad_state"),
     ("a logout in echo mode", b'{"type":"logout"}', "bad_state"),
 ]
@@ -201,7 +234,9 @@ class HostileEchoTests(ServerTestCase):
         def check(result):
             echoes, message, closed = result
             self.assertEqual(echoes, 100)
-            self.assertEqual((message["type"], message.get("code")), ("error", "too_large"))
+            self.assertEqual(
+                (message["type"], message.get("code")), ("error", "too_large")
+            )
             self.assertTrue(closed)
 
         return threads.deferToThread(client).addCallback(check)
@@ -291,22 +326,33 @@ class HostileAuthTests(ServerTestCase):
         registration = yield self.asked("login")
         registration.send({"type": "answer", "field": "login", "value": "known"})
         yield registration.next()
-        registration.send({"type": "answer", "field": "new_password", "value": "the right one"})
+        registration.send(
+            {"type": "answer", "field": "new_password", "value": "the right one"}
+        )
         auth_ok = yield registration.next_of("auth_ok")
         bystander = registration
         yield bystander.next_of("greet")
         cases = {
             "login": [
-                ("a b", "bad_value"), ("", "bad_value"), ("x" * 33, "bad_value"),
-                ("é", "bad_value"), ("a/b", "bad_value"), ("bob\n", "bad_value"),
-                (None, "bad_message"), (7, "bad_message"),
+                ("a b", "bad_value"),
+                ("", "bad_value"),
+                ("x" * 33, "bad_value"),
+                ("é", "bad_value"),
+                ("a/b", "bad_value"),
+                ("bob\n", "bad_value"),
+                (None, "bad_message"),
+                (7, "bad_message"),
             ],
             "new_password": [
-                ("1234567", "weak_password"), ("y" * 1025, "weak_password"),
-                ("password", "weak_password"), ("", "weak_password"), (None, "bad_message"),
+                ("1234567", "weak_password"),
+                ("y" * 1025, "weak_password"),
+                ("password", "weak_password"),
+                ("", "weak_password"),
+                (None, "bad_message"),
             ],
             "password": [
-                ("1234567", "bad_password"), ("y" * 1025, "bad_password"),
+                ("1234567", "bad_password"),
+                ("y" * 1025, "bad_password"),
             ],
         }
         for field, answers in cases.items():
@@ -314,13 +360,19 @@ class HostileAuthTests(ServerTestCase):
             for value, code in answers:
                 c.send({"type": "answer", "field": field, "value": value})
                 error = yield c.next()
-                self.assertEqual((error["type"], error["code"]), ("error", code), (field, value))
+                self.assertEqual(
+                    (error["type"], error["code"]), ("error", code), (field, value)
+                )
                 self.assertEqual((yield c.next())["field"], field)
                 bystander.send({"type": "say", "text": "still"})
                 self.assertEqual((yield bystander.next())["text"], "still")
         c = yield self.asked("login")
-        for token, code in [("", "bad_token"), ("x" * 10_000, "bad_token"),
-                            (auth_ok["token"] + "x", "bad_token"), (None, "bad_message")]:
+        for token, code in [
+            ("", "bad_token"),
+            ("x" * 10_000, "bad_token"),
+            (auth_ok["token"] + "x", "bad_token"),
+            (None, "bad_message"),
+        ]:
             c.send({"type": "token", "token": token})
             error = yield c.next()
             self.assertEqual(error["code"], code)
@@ -347,9 +399,10 @@ class FoundBugTests(SynchronousTestCase):
         c = Conversation(make_factory(self, "echo"))
         c.replies()
         c.send_bytes(frame(b'{"type":"say","text":"x","z":"\xff"}'))
-        self.assertEqual([(r["type"], r.get("code")) for r in c.replies()],
-                         [("error", "bad_message")])
-
+        self.assertEqual(
+            [(r["type"], r.get("code")) for r in c.replies()],
+            [("error", "bad_message")],
+        )
 
     def test_duplicate_member_wrong_type_first(self):
         """
@@ -429,7 +482,6 @@ class LogoutAfterDisconnectTests(ServerTestCase):
         again.send({"type": "token", "token": auth_ok["token"]})
         self.assertEqual((yield again.next())["code"], "bad_token")
         self.assertEqual(errors, [])
-
 
 
 class ClockTimeoutTests(SynchronousTestCase):
@@ -587,15 +639,17 @@ def wait_for_log(path, needle, count=1, timeout=30):
         time.sleep(0.02)  # polling a condition, with a deadline
 
 
-
-
 def log_errors(log):
     """
     The error entries of a server log (a traceback, an unhandled error, an
     internal error).
     """
     entries = re.split(r"\n(?=\d{4}-\d\d-\d\dT)", log)
-    return [e for e in entries if any(w in e for w in ("Traceback", "Unhandled", "internal error"))]
+    return [
+        e
+        for e in entries
+        if any(w in e for w in ("Traceback", "Unhandled", "internal error"))
+    ]
 
 
 class ProcessTestCase(SynchronousTestCase):
@@ -605,7 +659,9 @@ class ProcessTestCase(SynchronousTestCase):
         hash it accepts.
         """
         data = data or os.path.abspath(self.mktemp())
-        server = Server(self, "--port", "0", "--mode", mode, "--data-dir", data, *CHEAP, *args)
+        server = Server(
+            self, "--port", "0", "--mode", mode, "--data-dir", data, *CHEAP, *args
+        )
         self.assertIsNotNone(server.port, server.first_line)
         server.data = data
         server.log = os.path.join(data, "echolab.log")
@@ -660,7 +716,9 @@ class ConcurrencyTests(ProcessTestCase):
         of their concurrent conversations.
         """
         servers = {mode: self.server(mode) for mode in ("echo", "ident", "auth")}
-        figures = run(workloads.many_conversations({m: s.port for m, s in servers.items()}, 400))
+        figures = run(
+            workloads.many_conversations({m: s.port for m, s in servers.items()}, 400)
+        )
         self.assertEqual(figures["connections"], 400)
         self.assertGreater(figures["echoes checked"], 400 * 5)
         for server in servers.values():
@@ -693,16 +751,25 @@ class CrashTests(ProcessTestCase):
             server = self.server("auth", data=data)
             kill = kill_soon(server, rnd)
             before = len(acknowledged)
-            run(workloads.registration_burst(
-                server.port, f"r{round_}", 6, acknowledged, before + rnd.randint(5, 30), kill
-            ))
+            run(
+                workloads.registration_burst(
+                    server.port,
+                    f"r{round_}",
+                    6,
+                    acknowledged,
+                    before + rnd.randint(5, 30),
+                    kill,
+                )
+            )
             self.assertEqual(server.process.wait(30), -signal.SIGKILL)
             again = self.server("auth", data=data)
             sample = rnd.sample(acknowledged, min(5, len(acknowledged)))
             lost = run(workloads.verify_registrations(again.port, acknowledged, sample))
             self.assertEqual(lost, ([], []))
             self.assertEqual(again.stop()[0], 0)
-            self.assertEqual(workloads.integrity(os.path.join(data, "echolab.db")), "ok")
+            self.assertEqual(
+                workloads.integrity(os.path.join(data, "echolab.db")), "ok"
+            )
         secrets = [p for _, p, _ in acknowledged] + [t for _, _, t in acknowledged]
         self.assertEqual(workloads.secrets_found(data, secrets), 0)
 
@@ -716,12 +783,21 @@ class CrashTests(ProcessTestCase):
         data = os.path.abspath(self.mktemp())
         server = self.server("ident", data=data)
         acknowledged = []
-        run(workloads.identification_burst(
-            server.port, 0, 6, acknowledged, rnd.randint(20, 60), kill_soon(server, rnd)
-        ))
+        run(
+            workloads.identification_burst(
+                server.port,
+                0,
+                6,
+                acknowledged,
+                rnd.randint(20, 60),
+                kill_soon(server, rnd),
+            )
+        )
         self.assertEqual(server.process.wait(30), -signal.SIGKILL)
         again = self.server("ident", data=data)
-        self.assertEqual(run(workloads.verify_identifications(again.port, acknowledged)), [])
+        self.assertEqual(
+            run(workloads.verify_identifications(again.port, acknowledged)), []
+        )
         self.assertEqual(again.stop()[0], 0)
         self.assertEqual(workloads.integrity(os.path.join(data, "echolab.db")), "ok")
 
@@ -753,9 +829,13 @@ class SlowReaderTests(ProcessTestCase):
         # 16 MiB leaves room for the allocator. The naive design (write
         # every echo at once) grew by 3 GiB in 13 s (security notes, 5.3).
         server = self.server("echo", "--stall-timeout", "3", "--linger", "1")
-        figures = run(workloads.slow_reader(server.port, server.process.pid, 3, limit_s=60))
+        figures = run(
+            workloads.slow_reader(server.port, server.process.pid, 3, limit_s=60)
+        )
         # Backpressure: only kernel buffers' worth got in before the cut.
-        self.assertLess(figures["bytes sent within stall_timeout (before any cut)"], 32 * 2**20)
+        self.assertLess(
+            figures["bytes sent within stall_timeout (before any cut)"], 32 * 2**20
+        )
         self.assertLess(figures["rss growth KiB"], 16 * 1024, figures)
         self.assertGreater(figures["echoes answered meanwhile"], 10, figures)
         self.assertLess(figures["cut after s"], 20, figures)
@@ -775,8 +855,17 @@ class ProcessTimeoutTests(ProcessTestCase):
         then serve new clients.
         """
         server = self.server(
-            "auth", "--login-timeout", "2", "--idle-timeout", "2", "--frame-timeout", "1",
-            "--max-connections", "3", "--linger", "1",
+            "auth",
+            "--login-timeout",
+            "2",
+            "--idle-timeout",
+            "2",
+            "--frame-timeout",
+            "1",
+            "--max-connections",
+            "3",
+            "--linger",
+            "1",
         )
 
         figures = run(workloads.timeouts(server.port, 2, 2, 1))
@@ -799,8 +888,11 @@ class ProcessTimeoutTests(ProcessTestCase):
         run(reuse())
         with open(server.log, encoding="utf-8") as f:
             log = f.read()
-        for why in ("took too long to identify or log in", "idle for too long",
-                    "a message was left incomplete"):
+        for why in (
+            "took too long to identify or log in",
+            "idle for too long",
+            "a message was left incomplete",
+        ):
             self.assertIn(why, log)
         self.assertEqual(server.stop()[0], 0)
 
@@ -816,7 +908,7 @@ class ProcessLimitTests(ProcessTestCase):
 
         async def scenario():
             clients = []
-            for i in range(5):
+            for _ in range(5):
                 c = await workloads.Client.connect(server.port)
                 self.assertEqual((await c.recv())["type"], "welcome")
                 clients.append(c)
@@ -835,8 +927,10 @@ class ProcessLimitTests(ProcessTestCase):
             return refused, welcome
 
         refused, welcome = run(scenario())
-        self.assertEqual([(m["type"], m.get("code")) for m in refused],
-                         [("error", "busy"), ("bye", None)])
+        self.assertEqual(
+            [(m["type"], m.get("code")) for m in refused],
+            [("error", "busy"), ("bye", None)],
+        )
         self.assertEqual(welcome["type"], "welcome")
         self.assertEqual(server.stop()[0], 0)
 

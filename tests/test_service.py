@@ -36,7 +36,9 @@ class BusyReactor(MemoryReactor):
 
     def listenTCP(self, port, factory, backlog=50, interface=""):
         if port in self.busy:
-            raise CannotListenError(interface, port, OSError(98, "Address already in use"))
+            raise CannotListenError(
+                interface, port, OSError(98, "Address already in use")
+            )
         return super().listenTCP(port, factory, backlog, interface)
 
 
@@ -58,9 +60,18 @@ class FallbackTests(SynchronousTestCase):
         """
         r = BusyReactor({9090, 9091, 9092})
         e = self.assertRaises(
-            StartupError, listen_with_fallback, r.listenTCP, Factory(), 9090, 3, "127.0.0.1", 50
+            StartupError,
+            listen_with_fallback,
+            r.listenTCP,
+            Factory(),
+            9090,
+            3,
+            "127.0.0.1",
+            50,
         )
-        self.assertEqual(str(e), "cannot listen on 127.0.0.1: ports 9090-9092 are all taken")
+        self.assertEqual(
+            str(e), "cannot listen on 127.0.0.1: ports 9090-9092 are all taken"
+        )
 
     def test_any_port(self):
         """
@@ -78,7 +89,14 @@ class FallbackTests(SynchronousTestCase):
         """
         r = BusyReactor({65534, 65535})
         e = self.assertRaises(
-            StartupError, listen_with_fallback, r.listenTCP, Factory(), 65534, 10, "127.0.0.1", 50
+            StartupError,
+            listen_with_fallback,
+            r.listenTCP,
+            Factory(),
+            65534,
+            10,
+            "127.0.0.1",
+            50,
         )
         self.assertIn("65534-65535", str(e))
 
@@ -87,7 +105,12 @@ class Top(EchoService):
     def __init__(self, testcase):
         self.out, self.err = io.StringIO(), io.StringIO()
         super().__init__(
-            reactor, os.path.join(testcase.mktemp() + ".log"), 1000, 2, self.out, self.err
+            reactor,
+            os.path.join(testcase.mktemp() + ".log"),
+            1000,
+            2,
+            self.out,
+            self.err,
         )
 
 
@@ -100,7 +123,9 @@ class ListenerTests(SynchronousTestCase):
         r = BusyReactor({9090})
         factory = Factory()
         factory.say_goodbye = lambda: None
-        ListenerService(r.listenTCP, factory, 9090, 10, "127.0.0.1", 50, top.announce).setServiceParent(top)
+        ListenerService(
+            r.listenTCP, factory, 9090, 10, "127.0.0.1", 50, top.announce
+        ).setServiceParent(top)
         top.privilegedStartService()
         self.assertEqual(top.out.getvalue(), "listening on 127.0.0.1:9091\n")
 
@@ -122,7 +147,13 @@ class ListenerTests(SynchronousTestCase):
         """
         top = Top(self)
         ListenerService(
-            BusyReactor({5000, 5001}).listenTCP, Factory(), 5000, 2, "127.0.0.1", 50, top.announce
+            BusyReactor({5000, 5001}).listenTCP,
+            Factory(),
+            5000,
+            2,
+            "127.0.0.1",
+            50,
+            top.announce,
         ).setServiceParent(top)
         e = self.assertRaises(SystemExit, top.privilegedStartService)
         self.assertEqual(e.code, 1)
@@ -156,7 +187,9 @@ class RealPortTests(TestCase):
         held.listen()
         self.addCleanup(held.close)
         taken = held.getsockname()[1]
-        port = listen_with_fallback(reactor.listenTCP, Factory(), taken, 5, "127.0.0.1", 50)
+        port = listen_with_fallback(
+            reactor.listenTCP, Factory(), taken, 5, "127.0.0.1", 50
+        )
         self.addCleanup(port.stopListening)
         self.assertGreater(port.getHost().port, taken)
         self.assertLessEqual(port.getHost().port, taken + 4)

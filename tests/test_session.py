@@ -84,7 +84,9 @@ class IdentTests(SynchronousTestCase):
         c.replies()
         for name in ["", "   ", "x" * 65, "a\x00b", "\u202e"]:
             c.send({"type": "answer", "field": "name", "value": name})
-            self.assertEqual(kinds(c.replies()), [("error", "bad_value"), ("ask", "name")])
+            self.assertEqual(
+                kinds(c.replies()), [("error", "bad_value"), ("ask", "name")]
+            )
         c.send({"type": "answer", "field": "name", "value": "x" * 64})
         self.assertEqual(c.types(), ["greet"])
 
@@ -114,7 +116,9 @@ class IdentTests(SynchronousTestCase):
         c = self.connect()
         c.replies()
         c.send_bytes(b"\x00\x00\x00\x02{}")
-        self.assertEqual(kinds(c.replies()), [("error", "bad_message"), ("ask", "name")])
+        self.assertEqual(
+            kinds(c.replies()), [("error", "bad_message"), ("ask", "name")]
+        )
 
 
 class AuthTests(SynchronousTestCase):
@@ -135,7 +139,9 @@ class AuthTests(SynchronousTestCase):
 
     def register(self, login="alice", password=PASSWORD):
         c = self.connect()
-        self.assertEqual(kinds(self.answer(c, "login", login)), [("ask", "new_password")])
+        self.assertEqual(
+            kinds(self.answer(c, "login", login)), [("ask", "new_password")]
+        )
         replies = self.answer(c, "new_password", password)
         self.assertEqual(kinds(replies), [("auth_ok", None), ("greet", None)])
         return c, replies
@@ -196,9 +202,13 @@ class AuthTests(SynchronousTestCase):
         self.answer(c, "login", "alice")
         for _ in range(2):
             replies = self.answer(c, "password", "wrong password")
-            self.assertEqual(kinds(replies), [("error", "bad_password"), ("ask", "password")])
+            self.assertEqual(
+                kinds(replies), [("error", "bad_password"), ("ask", "password")]
+            )
         replies = self.answer(c, "password", "wrong password")
-        self.assertEqual(kinds(replies), [("error", "too_many_attempts"), ("bye", None)])
+        self.assertEqual(
+            kinds(replies), [("error", "too_many_attempts"), ("bye", None)]
+        )
         self.assertTrue(c.closing)
 
     def test_right_after_wrong(self):
@@ -220,8 +230,12 @@ class AuthTests(SynchronousTestCase):
         self.register()
         c = self.connect()
         self.answer(c, "login", "alice")
-        self.assertEqual(kinds(self.answer(c, "password", "short"))[0], ("error", "bad_password"))
-        self.assertEqual(kinds(self.answer(c, "password", "x" * 1025))[0], ("error", "bad_password"))
+        self.assertEqual(
+            kinds(self.answer(c, "password", "short"))[0], ("error", "bad_password")
+        )
+        self.assertEqual(
+            kinds(self.answer(c, "password", "x" * 1025))[0], ("error", "bad_password")
+        )
 
     def test_weak_passwords(self):
         """
@@ -236,7 +250,9 @@ class AuthTests(SynchronousTestCase):
                 [("error", "weak_password"), ("ask", "new_password")],
                 weak,
             )
-        self.assertEqual(self.answer(c, "new_password", "x" * 1024)[0]["type"], "auth_ok")
+        self.assertEqual(
+            self.answer(c, "new_password", "x" * 1024)[0]["type"], "auth_ok"
+        )
 
     def test_bad_logins(self):
         """
@@ -246,7 +262,8 @@ class AuthTests(SynchronousTestCase):
         c = self.connect()
         for login in ["", "x" * 33, "a b", "ann@example", "Иван"]:
             self.assertEqual(
-                kinds(self.answer(c, "login", login)), [("error", "bad_value"), ("ask", "login")]
+                kinds(self.answer(c, "login", login)),
+                [("error", "bad_value"), ("ask", "login")],
             )
 
     def test_token_login(self):
@@ -281,10 +298,14 @@ class AuthTests(SynchronousTestCase):
         c = self.connect()
         for token in ["", "nope", "x" * 10_000]:
             c.send({"type": "token", "token": token})
-            self.assertEqual(kinds(c.replies()), [("error", "bad_token"), ("ask", "login")])
+            self.assertEqual(
+                kinds(c.replies()), [("error", "bad_token"), ("ask", "login")]
+            )
         self.answer(c, "login", "carol")
         c.send({"type": "token", "token": "nope"})
-        self.assertEqual(kinds(c.replies()), [("error", "bad_token"), ("ask", "new_password")])
+        self.assertEqual(
+            kinds(c.replies()), [("error", "bad_token"), ("ask", "new_password")]
+        )
 
     def test_expired_token(self):
         """
@@ -311,7 +332,10 @@ class AuthTests(SynchronousTestCase):
         c.send({"type": "logout"})
         self.assertEqual(c.types(), ["bye"])
         self.assertTrue(c.closing)
-        for token, expected in [(second[0]["token"], "error"), (first[0]["token"], "auth_ok")]:
+        for token, expected in [
+            (second[0]["token"], "error"),
+            (first[0]["token"], "auth_ok"),
+        ]:
             t = self.connect()
             t.send({"type": "token", "token": token})
             self.assertEqual(t.replies()[0]["type"], expected)
@@ -338,7 +362,9 @@ class AuthTests(SynchronousTestCase):
         c = self.connect()
         for message in [{"type": "say", "text": "x"}, {"type": "logout"}]:
             c.send(message)
-            self.assertEqual(kinds(c.replies()), [("error", "bad_state"), ("ask", "login")])
+            self.assertEqual(
+                kinds(c.replies()), [("error", "bad_state"), ("ask", "login")]
+            )
         c.send({"type": "answer", "field": "password", "value": PASSWORD})
         self.assertEqual(kinds(c.replies()), [("error", "bad_state"), ("ask", "login")])
         self.answer(c, "login", "alice")
@@ -398,8 +424,12 @@ class AuthTests(SynchronousTestCase):
         t.send({"type": "token", "token": replies[0]["token"]})
         self.assertTrue(len(events) > 5)
         text = repr(events)
-        for secret in ["S3cret-Sauce-Value", "Wr0ng-Guess-Value", replies[0]["token"],
-                       second[0]["token"]]:
+        for secret in [
+            "S3cret-Sauce-Value",
+            "Wr0ng-Guess-Value",
+            replies[0]["token"],
+            second[0]["token"],
+        ]:
             self.assertNotIn(secret, text)
 
 
@@ -439,7 +469,9 @@ class ThrottleTests(SynchronousTestCase):
         c.send({"type": "answer", "field": "login", "value": "erin"})
         c.replies()
         c.send({"type": "answer", "field": "password", "value": PASSWORD})
-        self.assertEqual(kinds(c.replies()), [("error", "rate_limited"), ("ask", "password")])
+        self.assertEqual(
+            kinds(c.replies()), [("error", "rate_limited"), ("ask", "password")]
+        )
         self.assertFalse(c.closing)
         other = self.connect(host="10.0.0.10")
         other.send({"type": "answer", "field": "login", "value": "erin"})

@@ -70,7 +70,9 @@ class DatabaseTests(Stores):
         """
         db = open_database(self.path)
         self.addCleanup(db.close)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION)
+        self.assertEqual(
+            db.execute("PRAGMA user_version").fetchone()[0], SCHEMA_VERSION
+        )
 
     def test_newer_schema_refused(self):
         """
@@ -125,7 +127,9 @@ class CredentialStoreTests(Stores):
         A user is found by any case of its login, with its spelling kept.
         """
         self.result(self.store.add_user("Alice", "$argon2id$x", b"d" * 32, 2000))
-        self.assertEqual(self.result(self.store.user("ALICE")), ("Alice", "$argon2id$x"))
+        self.assertEqual(
+            self.result(self.store.user("ALICE")), ("Alice", "$argon2id$x")
+        )
         self.assertIsNone(self.result(self.store.user("bob")))
 
     def test_login_taken(self):
@@ -133,7 +137,9 @@ class CredentialStoreTests(Stores):
         Registering a login again, in any case, fails and adds no token.
         """
         self.result(self.store.add_user("alice", "h1", b"1" * 32, 2000))
-        self.failureResultOf(self.store.add_user("ALICE", "h2", b"2" * 32, 2000), LoginTaken)
+        self.failureResultOf(
+            self.store.add_user("ALICE", "h2", b"2" * 32, 2000), LoginTaken
+        )
         self.assertEqual(self.result(self.store.user("alice"))[1], "h1")
         self.assertIsNone(self.result(self.store.token_login(b"2" * 32)))
 
@@ -165,7 +171,9 @@ class CredentialStoreTests(Stores):
             self.assertEqual(self.result(store.token_login(b"2" * 32)), "Alice")
         self.result(self.store.revoke(b"1" * 32))
         self.assertIsNone(self.result(self.store.token_login(b"1" * 32)))
-        self.assertIsNone(self.result(CredentialStore(self.db, self.clock).token_login(b"1" * 32)))
+        self.assertIsNone(
+            self.result(CredentialStore(self.db, self.clock).token_login(b"1" * 32))
+        )
         self.clock.advance(1000)
         for store in (self.store, fresh):
             self.assertIsNone(self.result(store.token_login(b"2" * 32)))
@@ -191,7 +199,9 @@ class CredentialStoreTests(Stores):
         self.result(self.store.add_token("alice", b"2" * 32, 5000))
         self.clock.advance(200)
         self.result(self.store.forget_expired())
-        rows = sqlite3.connect(self.path).execute("SELECT digest FROM tokens").fetchall()
+        rows = (
+            sqlite3.connect(self.path).execute("SELECT digest FROM tokens").fetchall()
+        )
         self.assertEqual(rows, [(b"2" * 32,)])
 
     def test_replace_hash(self):

@@ -79,9 +79,22 @@ class OptionTests(SynchronousTestCase):
         """
         options = parse(
             self,
-            "--port", "0", "--port-tries", "3", "--interface", "::1",
-            "--mode", "ident", "--max-message", "1024", "--idle-timeout", "90",
-            "--max-per-address", "5", "--token-ttl", "60",
+            "--port",
+            "0",
+            "--port-tries",
+            "3",
+            "--interface",
+            "::1",
+            "--mode",
+            "ident",
+            "--max-message",
+            "1024",
+            "--idle-timeout",
+            "90",
+            "--max-per-address",
+            "5",
+            "--token-ttl",
+            "60",
         )
         self.assertEqual(
             (options["port"], options["port-tries"], options["interface"]),
@@ -89,8 +102,13 @@ class OptionTests(SynchronousTestCase):
         )
         settings = options.settings()
         self.assertEqual(
-            (settings.mode, settings.max_message, settings.idle_timeout,
-             settings.max_per_address, settings.token_ttl),
+            (
+                settings.mode,
+                settings.max_message,
+                settings.idle_timeout,
+                settings.max_per_address,
+                settings.token_ttl,
+            ),
             ("ident", 1024, 90.0, 5, 60),
         )
 

@@ -12,7 +12,9 @@ from echotwist.throttle import Backoff, Limits, LoginThrottle
 class BackoffTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
-        self.table = Backoff(self.clock, free=3, first_block=1, max_block=8, max_keys=100)
+        self.table = Backoff(
+            self.clock, free=3, first_block=1, max_block=8, max_keys=100
+        )
 
     def test_free_failures(self):
         """

@@ -55,7 +55,10 @@ class ListenOptionTests(SynchronousTestCase):
         Unknown endpoint types and missing certificate files are usage
         errors naming the option.
         """
-        for description in ["nope:9090", "ssl:9443:privateKey=/no/such.pem:certKey=/no/such.pem"]:
+        for description in [
+            "nope:9090",
+            "ssl:9443:privateKey=/no/such.pem:certKey=/no/such.pem",
+        ]:
             options = tap.Options()
             e = self.assertRaises(
                 UsageError, options.parseOptions, ["--listen", description]
@@ -68,8 +71,16 @@ class ListenOptionTests(SynchronousTestCase):
         no port is asked for).
         """
         options = tap.Options()
-        options.parseOptions(["--listen", "tcp:0", "--listen", "unix:/tmp/x.sock",
-                              "--data-dir", self.mktemp()])
+        options.parseOptions(
+            [
+                "--listen",
+                "tcp:0",
+                "--listen",
+                "unix:/tmp/x.sock",
+                "--data-dir",
+                self.mktemp(),
+            ]
+        )
         self.assertEqual(options["listen"], ["tcp:0", "unix:/tmp/x.sock"])
         self.assertIsNone(options["port"])
 
@@ -88,7 +99,8 @@ class TLSTests(ServerTestCase):
     def setUp(self):
         self.cert, key = write_certificate(self)
         self.args = (
-            "--listen", f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={self.cert}",
+            "--listen",
+            f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={self.cert}",
         )
         super().setUp()
 
@@ -121,7 +133,9 @@ class TLSTests(ServerTestCase):
         yield c.next()
         c.send({"type": "answer", "field": "new_password", "value": "over tls only"})
         auth_ok = yield c.next_of("auth_ok")
-        self.assertIn(c.transport.getHandle().get_protocol_version_name(), ("TLSv1.2", "TLSv1.3"))
+        self.assertIn(
+            c.transport.getHandle().get_protocol_version_name(), ("TLSv1.2", "TLSv1.3")
+        )
         c.send({"type": "say", "text": "secret echo"})
         self.assertEqual((yield c.next_of("echo"))["text"], "secret echo")
         c.send({"type": "quit"})
@@ -207,7 +221,9 @@ class ProxyTests(ServerTestCase):
         yield self.identify(proxy_v2("203.0.113.9"), "Viktor", pieces=2)
         yield self.identify(proxy_v2("2001:db8::7"), "Six")
         self.assertEqual((yield self.known_as(proxy_v1("203.0.113.9"))), "Viktor")
-        self.assertEqual((yield self.known_as(proxy_v2("::ffff:203.0.113.9"))), "Viktor")
+        self.assertEqual(
+            (yield self.known_as(proxy_v2("::ffff:203.0.113.9"))), "Viktor"
+        )
         self.assertEqual((yield self.known_as(proxy_v1("2001:db8:0::7"))), "Six")
 
     @defer.inlineCallbacks
@@ -216,7 +232,7 @@ class ProxyTests(ServerTestCase):
         A connection that does not start with a PROXY header is closed
         without a word.
         """
-        c = yield self.proxied(b"\x00\x00\x00\x0f{\"type\":\"quit\"}")
+        c = yield self.proxied(b'\x00\x00\x00\x0f{"type":"quit"}')
         yield c.lost
         self.assertEqual(c.queue.pending, [])
 

@@ -137,11 +137,15 @@ class ProcessTests(SynchronousTestCase):
         held.listen()
         self.addCleanup(held.close)
         taken = held.getsockname()[1]
-        server = Server(self, "--port", str(taken), "--port-tries", "1", "--mode", "echo")
+        server = Server(
+            self, "--port", str(taken), "--port-tries", "1", "--mode", "echo"
+        )
         out, err = server.process.communicate(timeout=30)
         self.assertEqual(server.process.returncode, 1)
         self.assertEqual(server.first_line + out.decode(), "")
-        self.assertRegex(err.decode(), rf"\Aecholab: cannot listen on 127.0.0.1:{taken}: .*\n\Z")
+        self.assertRegex(
+            err.decode(), rf"\Aecholab: cannot listen on 127.0.0.1:{taken}: .*\n\Z"
+        )
 
     def test_usage_error(self):
         """
@@ -166,7 +170,9 @@ class ProcessTests(SynchronousTestCase):
             until(s, "ask")
             s.send_message({"type": "answer", "field": "login", "value": "Kilroy"})
             until(s, "ask")
-            s.send_message({"type": "answer", "field": "new_password", "value": "was here 1944"})
+            s.send_message(
+                {"type": "answer", "field": "new_password", "value": "was here 1944"}
+            )
             token = until(s, "auth_ok")["token"]
             auth.process.kill()
         auth.process.wait()
@@ -191,7 +197,9 @@ class ProcessTests(SynchronousTestCase):
             until(s, "ask")
             s.send_message({"type": "answer", "field": "login", "value": "kilroy"})
             self.assertEqual(until(s, "ask")["field"], "password")
-            s.send_message({"type": "answer", "field": "password", "value": "was here 1944"})
+            s.send_message(
+                {"type": "answer", "field": "password", "value": "was here 1944"}
+            )
             self.assertEqual(until(s, "auth_ok")["via"], "password")
 
     def test_secrets_nowhere(self):
@@ -209,13 +217,17 @@ class ProcessTests(SynchronousTestCase):
             until(s, "ask")
             s.send_message({"type": "answer", "field": "login", "value": "secretive"})
             until(s, "ask")
-            s.send_message({"type": "answer", "field": "new_password", "value": password})
+            s.send_message(
+                {"type": "answer", "field": "new_password", "value": password}
+            )
             token = until(s, "auth_ok")["token"]
         with server.connect() as s:
             until(s, "ask")
             s.send_message({"type": "answer", "field": "login", "value": "secretive"})
             until(s, "ask")
-            s.send_message({"type": "answer", "field": "password", "value": password + "?"})
+            s.send_message(
+                {"type": "answer", "field": "password", "value": password + "?"}
+            )
             until(s, "ask")
             s.send_message({"type": "token", "token": token})
             until(s, "greet")

@@ -48,7 +48,9 @@ class FormatTests(SynchronousTestCase):
         """
         message = {"type": "say", "text": "привет 🌍", "repeat": 2}
         payload = encode_message(message)
-        self.assertEqual(payload, '{"type":"say","text":"привет 🌍","repeat":2}'.encode())
+        self.assertEqual(
+            payload, '{"type":"say","text":"привет 🌍","repeat":2}'.encode()
+        )
         self.assertEqual(decode_message(payload), message)
 
     def test_bad_payloads(self):

@@ -121,17 +121,29 @@ async def log_in(client, mode, i, password=None):
         name = f"Кирилл {i}"
         client.send({"type": "answer", "field": "name", "value": name})
         greet = await client.recv()
-        check((greet["type"], greet["name"], greet["known"]) == ("greet", name, False), greet)
+        check(
+            (greet["type"], greet["name"], greet["known"]) == ("greet", name, False),
+            greet,
+        )
     elif mode == "auth":
         await client.recv()  # ask login
         login = f"user{i}"
         client.send({"type": "answer", "field": "login", "value": login})
         ask = await client.recv()
         check(ask["field"] == "new_password", ask)
-        client.send({"type": "answer", "field": "new_password",
-                     "value": password or f"pass phrase {i}"})
+        client.send(
+            {
+                "type": "answer",
+                "field": "new_password",
+                "value": password or f"pass phrase {i}",
+            }
+        )
         auth_ok = await client.recv()
-        check((auth_ok["type"], auth_ok["login"], auth_ok["via"]) == ("auth_ok", login, "register"), auth_ok)
+        check(
+            (auth_ok["type"], auth_ok["login"], auth_ok["via"])
+            == ("auth_ok", login, "register"),
+            auth_ok,
+        )
         greet = await client.recv()
         check(greet["type"] == "greet" and not greet["known"], greet)
         return auth_ok
@@ -312,7 +324,10 @@ async def fuzz(port, seed, connections=8, frames=400):
         finally:
             await client.close()
         figures["replies"] += len(messages)
-        if messages and messages[-1] == {"type": "bye", "text": messages[-1].get("text")}:
+        if messages and messages[-1] == {
+            "type": "bye",
+            "text": messages[-1].get("text"),
+        }:
             figures["connections ended with bye"] += 1
         return max(sent, 1)
 
@@ -356,7 +371,9 @@ async def registration_burst(port, prefix, clients, acknowledged, enough, on_eno
                     client.send({"type": "answer", "field": "login", "value": login})
                     ask = await client.until("ask")
                     check(ask["field"] == "new_password", ask)
-                    client.send({"type": "answer", "field": "new_password", "value": password})
+                    client.send(
+                        {"type": "answer", "field": "new_password", "value": password}
+                    )
                     auth_ok = await client.until("auth_ok")
                     acknowledged.append((login, password, auth_ok["token"]))
                     if len(acknowledged) >= enough and not fired:
@@ -437,7 +454,9 @@ async def verify_registrations(port, acknowledged, password_sample):
             client = await Client.connect(port)
             try:
                 await client.until("ask")
-                client.send({"type": "answer", "field": "login", "value": login.upper()})
+                client.send(
+                    {"type": "answer", "field": "login", "value": login.upper()}
+                )
                 ask = await client.recv()
                 if ask.get("field") != "password":
                     lost_passwords.append((login, ask))
@@ -521,7 +540,9 @@ def rss_kib(pid):
     raise ValueError(f"no VmRSS for {pid}")
 
 
-async def slow_reader(port, pid, stall_timeout, text_size=60_000, limit_s=60, stalled=1):
+async def slow_reader(
+    port, pid, stall_timeout, text_size=60_000, limit_s=60, stalled=1
+):
     """
     C{stalled} clients each send C{say} (C{text_size} characters, C{repeat}
     100) in a loop and never read, until the server cuts them; meanwhile
@@ -715,5 +736,7 @@ async def shutdown(port, stop, groups=10):
     for c in everyone:
         await c.close()
     acknowledged = {f"user{i}" for i in range(2 * groups)}
-    acknowledged |= {m["login"] for ms in received for m in ms if m["type"] == "auth_ok"}
+    acknowledged |= {
+        m["login"] for ms in received for m in ms if m["type"] == "auth_ok"
+    }
     return received, acknowledged

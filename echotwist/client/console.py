@@ -294,7 +294,7 @@ async def run(reactor, options, profile, trust_root, terminal, interactive):
         failure = Failure()
         if interrupt.fired:
             _say("Interrupted.")
-            raise SystemExit(EXIT_INTERRUPTED)
+            raise SystemExit(EXIT_INTERRUPTED) from None
         if failure.check(defer.TimeoutError, defer.CancelledError):
             _say(
                 f"{PROGRAM}: {where} did not say welcome within "
@@ -303,7 +303,7 @@ async def run(reactor, options, profile, trust_root, terminal, interactive):
             )
         else:
             _say(f"{PROGRAM}: {connect.describe_failure(failure, host, port)}")
-        raise SystemExit(1)
+        raise SystemExit(1) from None
 
     secure, why = connect.secrets_allowed(
         protocol.transport.getPeer(), options["tls"], options["insecure"]
