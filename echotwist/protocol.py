@@ -177,12 +177,19 @@ class ServerProtocol(FrameReceiver):
 
     def stringReceived(self, payload):
         self._partial_since = None
+        session = self.session
         try:
-            message = m.decode_client_message(payload)
-        except m.BadMessage as e:
-            self._run(self.session.refuse, m.BAD_MESSAGE, str(e))
-        else:
-            self._run(self.session.handle, message)
+            try:
+                message = m.decode_client_message(payload)
+            except m.BadMessage as e:
+                result = session.refuse(m.BAD_MESSAGE, str(e))
+            else:
+                result = session.handle(message)
+        except Exception:
+            self._failed(Failure())
+            return
+        if result is not None:  # a Deferred (an isinstance check costs more)
+            self._wait(result)
 
     def lengthLimitExceeded(self, length):
         self.log.info(
@@ -196,18 +203,24 @@ class ServerProtocol(FrameReceiver):
 
     def _run(self, handler, *args):
         """
-        Call a session handler, which returns L{None} or a L{Deferred}; for a
-        L{Deferred}, hold the following messages until it fires.
+        Call a session handler, which returns L{None} or a L{Deferred}.
+        (L{stringReceived} does the same, inline: it is the hot path.)
         """
         try:
             result = handler(*args)
         except Exception:
             self._failed(Failure())
             return
-        if result is not None:  # a Deferred (an isinstance check costs more)
-            self._hold(BUSY)
-            result.addErrback(self._failed)
-            result.addBoth(self._done)
+        if result is not None:
+            self._wait(result)
+
+    def _wait(self, result):
+        """
+        Hold the following messages until the L{Deferred} C{result} fires.
+        """
+        self._hold(BUSY)
+        result.addErrback(self._failed)
+        result.addBoth(self._done)
 
     def _done(self, _):
         """
@@ -241,7 +254,10 @@ class ServerProtocol(FrameReceiver):
                 self.transport.writeSequence((_pack(len(payload)), payload))
                 return
             out = self._out = []  # written when the work is done (_done)
-        out += (_pack(len(payload)), payload)
+        if len(payload) < 2048:  # fewer, larger pieces for small replies
+            out.append(_pack(len(payload)) + payload)
+        else:  # a large payload is not copied to join its header
+            out += (_pack(len(payload)), payload)
 
     def _gather(self):
         """

@@ -103,10 +103,10 @@ class Session:
     def on_say(self, message):
         if not self.ready:
             return self.refuse(m.BAD_STATE, self._not_ready)
-        why = m.check_repeat(message.repeat)
-        if why:
-            return self.refuse(m.BAD_VALUE, why)
-        self.peer.send_echoes(message.text, message.repeat)
+        repeat = message.repeat
+        if not 1 <= repeat <= m.MAX_REPEAT:  # (the hot path: no call to check)
+            return self.refuse(m.BAD_VALUE, m.check_repeat(repeat))
+        self.peer.send_echoes(message.text, repeat)
 
     def on_quit(self, message):
         self.peer.finish(m.bye("Goodbye."))
