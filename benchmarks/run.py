@@ -20,6 +20,7 @@ Why it is built this way:
 Only the standard library is needed (matplotlib for --chart, optional).
 """
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -164,6 +165,21 @@ class Server:
         self.tmp.cleanup()
 
 
+@contextlib.contextmanager
+def serving(name, ctx, mode="echo"):
+    """A fresh server for one run; a failed run's error gets the server's
+    state and last words, and the server is always stopped."""
+    server = Server(name, ctx, mode)
+    try:
+        yield server
+    except LoadgenError as exc:
+        state = ("still running" if server.alive()
+                 else f"server exited with {server.proc.returncode}")
+        raise LoadgenError(f"{exc} [{state}; {server.diagnostics()}]") from None
+    finally:
+        server.stop()
+
+
 # ---------------------------------------------------------------- load generator
 
 class LoadgenError(RuntimeError):
@@ -257,18 +273,14 @@ def pipeline_run(ctx, name, server, conns, depth, size, warmup, duration):
 
 def scenario_pipeline(ctx, scenario, name):
     label, conns, depth, size = PIPELINES[scenario]
-    server = Server(name, ctx)
-    try:
+    with serving(name, ctx) as server:
         return pipeline_run(ctx, name, server, conns, depth, size,
                             ctx.warmup, ctx.duration)
-    finally:
-        server.stop()
 
 
 def scenario_idle(ctx, name):
     """RSS before and after opening IDLE_CONNS idle connections."""
-    server = Server(name, ctx)
-    try:
+    with serving(name, ctx) as server:
         time.sleep(0.5)
         before = server.rss_kib()
         cmd = loadgen_cmd(ctx, "idle", server.port, conns=IDLE_CONNS,
@@ -277,17 +289,20 @@ def scenario_idle(ctx, name):
         with open(errfile, "w") as errf:
             lg = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=errf, text=True)
-        ready = lg.stdout.readline()   # printed once every connection is settled
-        if not ready.startswith("{"):
-            lg.kill()
-            lg.wait()
-            raise LoadgenError(f"loadgen idle failed: {errfile.read_text().strip()[-800:]}")
-        ready = json.loads(ready)
-        time.sleep(0.5)   # let the server finish its per-connection work
-        after = server.rss_kib()
-        lg.stdin.close()   # tells the load generator to let go
-        rest = lg.stdout.read()
-        lg.wait(timeout=30)
+        try:
+            ready = lg.stdout.readline()   # printed once every connection is settled
+            if not ready.startswith("{"):
+                raise LoadgenError(f"loadgen idle failed: {errfile.read_text().strip()[-800:]}")
+            ready = json.loads(ready)
+            time.sleep(0.5)   # let the server finish its per-connection work
+            after = server.rss_kib()
+            lg.stdin.close()   # tells the load generator to let go
+            rest = lg.stdout.read()
+            lg.wait(timeout=30)
+        finally:
+            if lg.poll() is None:
+                lg.kill()
+                lg.wait()
         err = errfile.read_text()
         if lg.returncode != 0:
             raise LoadgenError(f"loadgen idle exited {lg.returncode}: {err.strip()[-800:]}")
@@ -301,22 +316,17 @@ def scenario_idle(ctx, name):
             out["note"] = (f"{welcomed}/{IDLE_CONNS} welcomed, {ready['refused']} refused "
                            f"{ready['errors']}, {ready['failed']} failed")
         return out
-    finally:
-        server.stop()
 
 
 def scenario_scaling(ctx, name):
     """One fresh server, connections ascending: throughput and peak RSS."""
-    server = Server(name, ctx)
-    try:
+    with serving(name, ctx) as server:
         time.sleep(0.3)
         out = {"rss_start_kib": server.rss_kib(), "points": {}}
         for n in ctx.scaling_points:
             out["points"][str(n)] = pipeline_run(ctx, name, server, n, 4, 64,
                                                  ctx.scaling_warmup, ctx.scaling_duration)
         return out
-    finally:
-        server.stop()
 
 
 def scenario_auth(ctx, name):
@@ -324,12 +334,11 @@ def scenario_auth(ctx, name):
     then echo latency of an authenticated connection with and without
     password logins at a fixed rate in the background.  They share one
     server on purpose: logins need the accounts the registrations made."""
-    server = Server(name, ctx, mode="auth")
-    creds = Path(server.tmp.name) / "creds.txt"
-    k = ctx.auth_concurrency
-    flows = dict(concurrency=k, warmup=ctx.warmup, duration=ctx.auth_duration,
-                 max_per_src=MAX_PER_SRC, creds=creds)
-    try:
+    with serving(name, ctx, mode="auth") as server:
+        creds = Path(server.tmp.name) / "creds.txt"
+        k = ctx.auth_concurrency
+        flows = dict(concurrency=k, warmup=ctx.warmup, duration=ctx.auth_duration,
+                     max_per_src=MAX_PER_SRC, creds=creds)
         out = {}
         for mode in ("register", "pwlogin", "tokenlogin"):
             res, _ = run_loadgen(ctx, mode, server.port, **flows)
@@ -363,8 +372,6 @@ def scenario_auth(ctx, name):
             out["note"] = (f"background logins reached {bg_res['flows_per_s']:.1f}/s "
                            f"of {ctx.bg_logins}/s asked")
         return out
-    finally:
-        server.stop()
 
 
 # ---------------------------------------------------------------- discovery
