@@ -455,6 +455,39 @@ def machine_info():
     return info
 
 
+class ForeignLoad:
+    """CPU time used on the machine by processes other than this run's.
+
+    The machine may be shared (other sessions, test suites): busy time from
+    /proc/stat (user+nice+system) minus what this runner and its waited-for
+    children used.  A noticeable share means noisy figures for that run.
+    Interrupt time is left out: loopback traffic spends much of it."""
+
+    def __init__(self):
+        self.t, self.busy, self.ours = self._sample()
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                fields = f.readline().split()[1:]
+            busy = sum(int(x) for x in fields[:3]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError):
+            busy = 0.0
+        ours = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            ru = resource.getrusage(who)
+            ours += ru.ru_utime + ru.ru_stime
+        return time.monotonic(), busy, ours
+
+    def share(self):
+        """Foreign CPU-seconds per second of wall time per CPU, since start."""
+        t, busy, ours = self._sample()
+        wall = max(t - self.t, 1e-6)
+        foreign = max(0.0, (busy - self.busy) - (ours - self.ours))
+        return foreign / wall / (os.cpu_count() or 1)
+
+
 # ---------------------------------------------------------------- summary
 
 def median_of(values):
@@ -552,6 +585,7 @@ def fmt(value, metric=""):
 
 
 SPREAD_MARK = 0.2   # mark medians whose repetitions differ by more than 20%
+FOREIGN_MARK = 0.05  # flag runs during which other processes used over 5% of the CPUs
 
 
 def cell(summary, scenario, name, metric, ref):
@@ -584,7 +618,12 @@ def markdown(report):
              f"{SPREAD_MARK:.0%} of it (each run is in the JSON file).", ""]
     for name, why in report["skipped"].items():
         lines.append(f"- skipped `{name}`: {why}")
-    if report["skipped"]:
+    if report["foreign_cpu"] > FOREIGN_MARK or report["noisy_runs"]:
+        lines.append(f"- **warning: the machine was shared.** Other processes used "
+                     f"{report['foreign_cpu']:.0%} of the CPUs over the whole run, and over "
+                     f"{FOREIGN_MARK:.0%} during {report['noisy_runs']} of the runs (each run's "
+                     f"share is `foreign_cpu` in the JSON file); expect noisy figures.")
+    if report["skipped"] or report["foreign_cpu"] > FOREIGN_MARK or report["noisy_runs"]:
         lines.append("")
 
     table = [(PIPELINES[sc][0], sc, "msgs_per_s", "msgs/s") for sc in PIPELINES if sc in s]
@@ -795,8 +834,10 @@ def main():
     print(f"run.py: {len(plan)} runs, {ctx.reps} repetition(s), servers {', '.join(servers)}; "
           f"{pin_text}", file=sys.stderr)
     raw = {sc: {n: [] for n in runs_for(sc)} for sc in scenarios}
+    whole_run = ForeignLoad()
     for i, (sc, rep, name) in enumerate(plan, 1):
         t = time.monotonic()
+        foreign = ForeignLoad()
         try:
             if sc in PIPELINES:
                 result = scenario_pipeline(ctx, sc, name)
@@ -806,21 +847,29 @@ def main():
                 result = scenario_scaling(ctx, name)
             else:
                 result = scenario_auth(ctx, name)
-            raw[sc][name].append({"rep": rep, "result": result})
+            raw[sc][name].append({"rep": rep, "result": result,
+                                  "foreign_cpu": round(foreign.share(), 3)})
             brief = {k: v for k, v in flatten(sc, result).items()
                      if k.startswith(("msgs_per_s", "kib_per_conn", "register_per",
                                       "pwlogin_per", "tokenlogin_per", "echo_p99"))}
             shown = ", ".join(f"{k}={fmt(v)}" for k, v in brief.items())
         except (LoadgenError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
-            raw[sc][name].append({"rep": rep, "error": str(exc)})
+            raw[sc][name].append({"rep": rep, "error": str(exc),
+                                  "foreign_cpu": round(foreign.share(), 3)})
             shown = f"FAILED: {exc}"
+        if raw[sc][name][-1]["foreign_cpu"] > FOREIGN_MARK:
+            shown += f" [other processes used {raw[sc][name][-1]['foreign_cpu']:.0%} of the CPUs]"
         print(f"[{i:3}/{len(plan)}] {sc} rep {rep + 1}/{ctx.reps} {name}: {shown} "
               f"({time.monotonic() - t:.1f} s)", file=sys.stderr)
 
     summary = summarize(raw)
+    foreign_share = whole_run.share()
     report = {
         "started": started, "seconds": time.monotonic() - t0, "reps": ctx.reps,
         "reference": args.ref, "pinning": pin_text, "machine": machine_info(),
+        "foreign_cpu": round(foreign_share, 3),
+        "noisy_runs": sum(r.get("foreign_cpu", 0) > FOREIGN_MARK
+                          for by in raw.values() for runs in by.values() for r in runs),
         "servers": servers, "skipped": skipped,
         "about": {n: SERVERS[n]["about"] for n in servers},
         "settings": {k: v for k, v in vars(ctx).items() if not k.startswith("pin")},
