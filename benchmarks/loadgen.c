@@ -354,6 +354,7 @@ static int text_matches(const struct conn *c, const jval *v, uint64_t seq)
 
 static double t_start, t_ws, t_we;      /* run start, measuring window */
 static double t_event;                   /* when the current events arrived */
+static double idle_secs;                 /* in the window, with nothing to do */
 static int phase;                        /* 0 connecting, 1 warm-up, 2 measuring, 3 over */
 static int opened, ready, refused, failed;
 static uint64_t measured;                /* replies or flows in the window */
@@ -724,16 +725,23 @@ static void print_head(void)
     printf("{\"mode\":\"%s\",", MODE_NAMES[O.mode]);
 }
 
+/* Share of the measured window this process had work to do. */
+static double busy_share(void)
+{
+    double w = t_we - t_ws;
+    return w > 0 ? 1 - idle_secs / w : 0;
+}
+
 static void report_pipeline(void)
 {
     double secs = t_we - t_ws;
     print_head();
     printf("\"conns\":%d,\"conns_ready\":%d,\"refused\":%d,\"failed\":%d,"
            "\"depth\":%d,\"size\":%d,\"msgs\":%llu,\"seconds\":%.3f,"
-           "\"msgs_per_s\":%.1f,\"extra_frames\":%llu,",
+           "\"msgs_per_s\":%.1f,\"extra_frames\":%llu,\"loadgen_busy\":%.3f,",
            O.conns, ready, refused, failed, O.depth, O.size,
            (unsigned long long)measured, secs, (double)measured / secs,
-           (unsigned long long)extra_frames);
+           (unsigned long long)extra_frames, busy_share());
     print_errors();
     printf("}\n");
 }
@@ -744,10 +752,10 @@ static void report_latency(void)
     print_head();
     printf("\"rate\":%.1f,\"size\":%d,\"samples\":%zu,\"seconds\":%.3f,"
            "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-           "\"max_us\":%.1f,\"late_ticks\":%llu}\n",
+           "\"max_us\":%.1f,\"late_ticks\":%llu,\"loadgen_busy\":%.3f}\n",
            O.rate, O.size, nrtt, t_we - t_ws, pct(rtts, nrtt, .5), pct(rtts, nrtt, .9),
            pct(rtts, nrtt, .99), pct(rtts, nrtt, .999), nrtt ? rtts[nrtt - 1] : 0,
-           (unsigned long long)late_ticks);
+           (unsigned long long)late_ticks, busy_share());
 }
 
 /* Share of one CPU this process used since it started: for the modes that
@@ -784,11 +792,17 @@ static void handle_events(int timeout_ms, int tfd, int *tick, int *stdin_eof)
     struct epoll_event evs[256];
     /* Spinning keeps this (dedicated) CPU awake, so the load generator's
      * own wake-up latency stays out of round-trip figures. */
+    double t0 = now();
     int n = epoll_wait(ep, evs, 256, O.spin > 0 && phase > 0 ? 0 : timeout_ms);
     if (n < 0 && errno != EINTR) die(2, "epoll_wait: %s", strerror(errno));
     /* one clock read per batch of events, not per reply: replies are
      * handled within microseconds of their arrival */
-    if (n > 0) t_event = now();
+    double t1 = now();
+    if (n > 0) t_event = t1;
+    /* Time with nothing to do (an empty poll, or a sleep in epoll_wait)
+     * measures this process's headroom in the window. */
+    if (phase == 2 && t0 >= t_ws && t1 <= t_we && (n <= 0 || O.spin <= 0))
+        idle_secs += t1 - t0;
     for (int i = 0; i < n; i++) {
         if (evs[i].data.ptr == NULL) {          /* timerfd */
             uint64_t k = 0;
