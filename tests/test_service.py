@@ -212,6 +212,28 @@ class LogFileTests(SynchronousTestCase):
         self.assertEqual(os.stat(top.log_path).st_mode & 0o777, 0o600)
         self.assertEqual(top.out.getvalue(), "")
 
+    def test_levels_and_tracebacks(self):
+        """
+        Debug events are left out; failures are written with their traceback.
+        """
+        top = Top(self)
+        application = Application("echolab")
+        top.setServiceParent(application)
+        log = Logger(observer=application.getComponent(ILogObserver))
+        log.debug("chatter {n}", n=1)
+        try:
+            1 / 0
+        except ZeroDivisionError:
+            log.failure("while serving {peer}", peer="10.0.0.9")
+        log.warn("careful")
+        top.logfile.close()
+        with open(top.log_path) as f:
+            text = f.read()
+        self.assertNotIn("chatter", text)
+        self.assertIn("while serving 10.0.0.9", text)
+        self.assertIn("ZeroDivisionError", text)
+        self.assertRegex(text, r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* \[\S+#warn\] careful\n")
+
     def test_rotation(self):
         """
         The log file is rotated by size, keeping a bounded number of files.
