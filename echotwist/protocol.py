@@ -150,14 +150,17 @@ class ServerProtocol(FrameReceiver):
     # Frames in.
 
     def dataReceived(self, data):
-        started = self._gather()
+        if self._delivering:  # nested (a hold released): the outer call goes on
+            FrameReceiver.dataReceived(self, data)
+            return
+        started = self._out is None
+        if started:
+            self._out = []  # this read's replies, written together
         try:
             FrameReceiver.dataReceived(self, data)
         finally:
             if started:
                 self._write_gathered()
-        if self._delivering:  # nested (a hold released): the outer call goes on
-            return
         if self.closing:
             return
         self.last_heard = self.clock.seconds()
@@ -276,7 +279,10 @@ class ServerProtocol(FrameReceiver):
         """
         out, self._out = self._out, None
         if out:
-            self.transport.writeSequence(out)
+            if len(out) == 1:
+                self.transport.write(out[0])
+            else:
+                self.transport.writeSequence(out)
 
     def send_echoes(self, text, repeat):
         """

@@ -35,37 +35,35 @@ class WriteThroughServer(tcp.Server):
 
     def write(self, data):
         if self._queue_empty():
-            sent = self._send((data,))
-            if sent:
-                data = data[sent:]
-        if data:
-            super().write(data)
+            try:
+                sent = self.socket.send(data)
+            except OSError:  # a full buffer, or an error doWrite will report
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        super().write(data)
 
     def writeSequence(self, iovec):
         if len(iovec) > MAX_PIECES:
             iovec = [b"".join(iovec)]
         if self._queue_empty():
-            sent = self._send(iovec)
-            if sent:
-                iovec = _after(iovec, sent)
-        if iovec:
-            super().writeSequence(iovec)
-
-    def _send(self, pieces):
-        """
-        @return: how many bytes the socket took (0 on any error: the queued
-            write will meet and report it).
-        """
-        try:
-            return self.socket.sendmsg(pieces)
-        except OSError:  # a full buffer, or an error doWrite will report
-            return 0
+            try:
+                sent = self.socket.sendmsg(iovec)
+            except OSError:  # a full buffer, or an error doWrite will report
+                sent = 0
+            iovec = _after(iovec, sent)
+            if not iovec:
+                return
+        super().writeSequence(iovec)
 
 
 def _after(pieces, sent):
     """
     What remains of C{pieces} once their first C{sent} bytes are gone.
     """
+    if not sent:
+        return pieces
     for i, piece in enumerate(pieces):
         if sent < len(piece):
             return [piece[sent:], *pieces[i + 1 :]]

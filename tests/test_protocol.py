@@ -295,10 +295,13 @@ class HoldTests(SynchronousTestCase):
         """
         protocol = self.c.protocol
         written = []
-        protocol.transport.writeSequence = lambda data: (
-            written.append(b"".join(data)),
-            len(written) == 3 and protocol.pauseProducing(),
-        )
+        def write(data):
+            written.append(data)
+            if len(written) == 3:
+                protocol.pauseProducing()
+
+        protocol.transport.write = write
+        protocol.transport.writeSequence = lambda pieces: write(b"".join(pieces))
         self.c.send(
             {"type": "say", "text": "x", "repeat": 10}, {"type": "say", "text": "after"}
         )
