@@ -210,66 +210,80 @@ class LoginTaken(Exception):
     """
 
 
-_REVOKED = object()
-
-
-class TokenCache:
+class LRU:
     """
-    The valid tokens last issued or used, by digest, so that most token
-    logins need no database call: handing a lookup to the database thread
-    costs more than all the rest of a token login. Bounded (least recently
-    used go first); a revocation is recorded here before it is written, so
-    the cache never accepts a revoked token.
+    A mapping of at most C{size} entries; the least recently used go first.
     """
 
-    def __init__(self, size=65536):
+    def __init__(self, size):
         self.size = size
         self._entries = OrderedDict()
 
-    def get(self, digest):
-        """
-        @return: (login, expires), L{_REVOKED}, or L{None} when not known.
-        """
-        entry = self._entries.get(digest)
-        if entry is not None:
-            self._entries.move_to_end(digest)
-        return entry
+    def __len__(self):
+        return len(self._entries)
 
-    def put(self, digest, login, expires):
-        if self._entries.get(digest) is _REVOKED:
-            return
-        self._entries[digest] = (login, expires)
-        self._trim()
+    def get(self, key):
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
 
-    def revoke(self, digest):
-        self._entries[digest] = _REVOKED
-        self._entries.move_to_end(digest)
-        self._trim()
-
-    def _trim(self):
+    def put(self, key, value):
+        self._entries[key] = value
+        self._entries.move_to_end(key)
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
+
+    def pop(self, key):
+        self._entries.pop(key, None)
+
+
+_REVOKED = object()
 
 
 class CredentialStore:
     """
     Logins with their password hashes, and token digests (auth mode).
     Nothing here can give back a password or a token.
+
+    The users and the valid tokens last looked up or written are also kept
+    in memory (bounded), so that most logins need no database call: a
+    hand-off to the database thread costs more than all the rest of a token
+    login, and on a busy core each one delays other connections' replies.
+    Everything this process writes is written to the database first and to
+    the caches after the commit; a revocation is recorded in the cache
+    before it is written, so the cache never accepts a revoked token.
+    (So one server process serves a data directory: a second one would not
+    see the first one's revocations.)
     """
 
     def __init__(self, database, clock, cache_size=65536):
         self._db = database
         self._clock = clock
-        self._tokens = TokenCache(cache_size)
+        self._tokens = LRU(cache_size)  # digest -> (login, expires) or _REVOKED
+        self._users = LRU(cache_size)  # login key -> (login, hash)
 
     def user(self, login):
         """
         @return: a L{Deferred} firing with (login as registered, hash) for
             C{login} (compared case-insensitively), or L{None}.
         """
-        return self._db.read(
-            "SELECT login, hash FROM users WHERE login_key = ?", (login.lower(),)
-        )
+        key = login.lower()
+        cached = self._users.get(key)
+        if cached is not None:
+            return defer.succeed(cached)
+        d = self._db.read("SELECT login, hash FROM users WHERE login_key = ?", (key,))
+
+        def found(row):
+            if row is not None:
+                self._users.put(key, tuple(row))
+            return row
+
+        return d.addCallback(found)
+
+    def _cache_token(self, digest, login, expires):
+        if self._tokens.get(digest) is not _REVOKED:
+            self._tokens.put(digest, (login, expires))
 
     def add_user(self, login, hash, token_digest, expires):
         """
@@ -295,7 +309,8 @@ class CredentialStore:
         def check(count):
             if count != 1:
                 raise LoginTaken(login)
-            self._tokens.put(token_digest, login, expires)
+            self._users.put(key, (login, hash))
+            self._cache_token(token_digest, login, expires)
 
         return d.addCallback(check)
 
@@ -304,12 +319,13 @@ class CredentialStore:
         Store a hash upgraded to the current parameters, unless the stored
         one changed meanwhile.
         """
-        return self._db.write(
+        d = self._db.write(
             (
                 "UPDATE users SET hash = ? WHERE login_key = ? AND hash = ?",
                 (new_hash, login.lower(), old_hash),
             )
         )
+        return d.addCallback(lambda _: self._users.pop(login.lower()))
 
     def add_token(self, login, token_digest, expires):
         """
@@ -322,7 +338,7 @@ class CredentialStore:
                 (token_digest, login.lower(), expires),
             )
         )
-        return d.addCallback(lambda _: self._tokens.put(token_digest, login, expires))
+        return d.addCallback(lambda _: self._cache_token(token_digest, login, expires))
 
     def token_login(self, token_digest):
         """
@@ -345,7 +361,7 @@ class CredentialStore:
         def found(row):
             if row is None:
                 return None
-            self._tokens.put(token_digest, *row)
+            self._cache_token(token_digest, *row)
             return row[0]
 
         return d.addCallback(found)
@@ -354,7 +370,7 @@ class CredentialStore:
         """
         Revoke a token; fires once committed.
         """
-        self._tokens.revoke(token_digest)
+        self._tokens.put(token_digest, _REVOKED)
         return self._db.write(
             ("UPDATE tokens SET revoked = 1 WHERE digest = ?", (token_digest,))
         )

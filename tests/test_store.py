@@ -187,9 +187,21 @@ class CredentialStoreTests(Stores):
         self.result(store.add_user("alice", "h", b"\x00" * 32, 2000))
         for i in range(1, 10):
             self.result(store.add_token("alice", bytes([i]) * 32, 2000))
-        self.assertEqual(len(store._tokens._entries), 3)
+        self.assertEqual(len(store._tokens), 3)
         for i in range(10):
             self.assertEqual(self.result(store.token_login(bytes([i]) * 32)), "alice")
+
+    def test_user_cache(self):
+        """
+        Users are found the same from the cache and from the database; an
+        upgraded hash is read back, not the cached old one.
+        """
+        self.result(self.store.add_user("Alice", "old", b"1" * 32, 2000))
+        fresh = CredentialStore(self.db, self.clock)
+        for store in (self.store, fresh):
+            self.assertEqual(self.result(store.user("ALICE")), ("Alice", "old"))
+        self.result(self.store.replace_hash("Alice", "old", "new"))
+        self.assertEqual(self.result(self.store.user("alice")), ("Alice", "new"))
 
     def test_forget_expired(self):
         """
