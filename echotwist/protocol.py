@@ -127,9 +127,13 @@ class ServerProtocol(FrameReceiver):
         for call in (self._abort_call, self._trickle_call):
             if call is not None and call.active():
                 call.cancel()
-        self._echoes = None
+        self._echoes = self._abort_call = self._trickle_call = None
         if self.session is not None:
-            self.session.end()
+            # Drop our end of the session's cycle (session.peer is us): the
+            # connection's objects are then freed at once, not left for the
+            # garbage collector, whose passes on a busy server delay replies.
+            session, self.session = self.session, None
+            session.end()
         if self.counted:
             self.log.info(
                 "disconnected {peer}: {why}",
@@ -336,7 +340,7 @@ class ServerProtocol(FrameReceiver):
 
     def _release(self, reason):
         self._holds &= ~reason
-        if self._holds or self.closing:
+        if self._holds or self.closing or self.lost:
             return
         self.paused = False
         if not self._delivering:  # (inside one, its loop just goes on)

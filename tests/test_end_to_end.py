@@ -6,7 +6,8 @@ C{makeService}, on the real reactor, with real clients.
 import os
 import threading
 
-from twisted.internet import defer, threads
+from twisted.internet import defer, reactor, threads
+from twisted.internet.task import deferLater
 
 from echotwist.wire import MessageSocket
 from tests.helpers import ServerTestCase, cheap_context
@@ -214,3 +215,35 @@ class AuthEndToEndTests(ServerTestCase):
         self.assertEqual((again["login"], again["via"]), ("Persist", "token"))
         c.send({"type": "logout"})
         yield c.next_of("bye")
+
+
+class GarbageTests(ServerTestCase):
+    @defer.inlineCallbacks
+    def test_no_cycles_left(self):
+        """
+        A connection that comes and goes leaves no server object for the
+        garbage collector: they are freed as soon as it closes (the
+        collector's passes would delay other clients' replies).
+        """
+        import gc
+
+        from echotwist.protocol import ServerProtocol
+        from echotwist.session import Session
+
+        c = yield self.client()
+        yield self.close(c)
+        gc.collect()
+        gc.disable()
+        self.addCleanup(gc.enable)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        self.addCleanup(gc.set_debug, 0)
+        for _ in range(5):
+            c = yield self.client()
+            c.send({"type": "say", "text": "x"})
+            yield c.next()
+            yield self.close(c)
+        yield deferLater(reactor, 0.05, lambda: None)  # the server side closes
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, (ServerProtocol, Session))]
+        gc.garbage.clear()
+        self.assertEqual(left, [])
