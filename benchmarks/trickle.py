@@ -60,7 +60,9 @@ def cpu_to_receive(receiver_class, frame, piece):
 
 def in_process(quick):
     print("1. CPU to receive one frame fed in pieces (in process, best of 3)")
-    print(f"{'frame':>8} {'piece':>6} {'Int32StringReceiver':>20} {'FrameReceiver':>14} {'ratio':>6}")
+    print(
+        f"{'frame':>8} {'piece':>6} {'Int32StringReceiver':>20} {'FrameReceiver':>14} {'ratio':>6}"
+    )
     cases = [(65536, 1), (65536, 4), (65536, 16), (65536, 64), (1 << 20, 64)]
     if quick:
         cases = [(65536, 1), (65536, 64)]
@@ -78,7 +80,9 @@ PACING_OFF = (
     "import sys, echotwist.protocol as p; p.FREE_SMALL_READS = 10**9; "
     "from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 )
-PACING_ON = "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+PACING_ON = (
+    "import sys; from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
+)
 
 
 def server_cpu_seconds(pid):
@@ -94,10 +98,25 @@ def trickle_over_tcp(code, size, gap):
     """
     folder = tempfile.mkdtemp()
     server = subprocess.Popen(
-        [sys.executable, "-c", code, "--pidfile=", "-n", "echolab", "--mode", "echo",
-         "--port", "0", "--data-dir", os.path.join(folder, "data"),
-         "--frame-timeout", "600"],
-        cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "--pidfile=",
+            "-n",
+            "echolab",
+            "--mode",
+            "echo",
+            "--port",
+            "0",
+            "--data-dir",
+            os.path.join(folder, "data"),
+            "--frame-timeout",
+            "600",
+        ],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         line = server.stdout.readline().decode()
@@ -134,7 +153,9 @@ def over_loopback(quick):
     print("   to a real server (its CPU time from /proc)")
     for label, code in [("paced (echolab)", PACING_ON), ("not paced", PACING_OFF)]:
         cpu, wall, ok = trickle_over_tcp(code, size, gap)
-        print(f"   {label:16s} server CPU {cpu * 1000:7.0f} ms   wall {wall:5.1f} s   echoed: {ok}")
+        print(
+            f"   {label:16s} server CPU {cpu * 1000:7.0f} ms   wall {wall:5.1f} s   echoed: {ok}"
+        )
 
 
 if __name__ == "__main__":

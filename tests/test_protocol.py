@@ -295,6 +295,7 @@ class HoldTests(SynchronousTestCase):
         """
         protocol = self.c.protocol
         written = []
+
         def write(data):
             written.append(data)
             if len(written) == 3:

@@ -222,7 +222,7 @@ class LogFileTests(SynchronousTestCase):
         log = Logger(observer=application.getComponent(ILogObserver))
         log.debug("chatter {n}", n=1)
         try:
-            1 / 0
+            raise ZeroDivisionError("on purpose")
         except ZeroDivisionError:
             log.failure("while serving {peer}", peer="10.0.0.9")
         log.warn("careful")
@@ -232,7 +232,9 @@ class LogFileTests(SynchronousTestCase):
         self.assertNotIn("chatter", text)
         self.assertIn("while serving 10.0.0.9", text)
         self.assertIn("ZeroDivisionError", text)
-        self.assertRegex(text, r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* \[\S+#warn\] careful\n")
+        self.assertRegex(
+            text, r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* \[\S+#warn\] careful\n"
+        )
 
     def test_rotation(self):
         """
