@@ -11,6 +11,7 @@ object sessions talk to, adds those around the portal.
 """
 
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ class RateLimited(Exception):
     """
 
     def __init__(self, wait):
-        super().__init__(f"too many failed attempts; try again in {wait:.0f} s")
+        super().__init__(f"too many failed attempts; try again in {math.ceil(wait)} s")
         self.wait = wait
 
 
@@ -65,7 +66,7 @@ class IssuedToken:
     @classmethod
     def new(cls, now, ttl):
         value = secrets.token_urlsafe(TOKEN_BYTES)
-        return cls(value, token_digest(value), int(now) + ttl)
+        return cls(value, token_digest(value), math.ceil(now) + ttl)
 
     def __repr__(self):
         return f"<IssuedToken expires={self.expires}>"  # never the value

@@ -96,12 +96,6 @@ class FrameReceiver(Int32StringReceiver):
         self.discarding = True
         self._buffer = b""
 
-    def hasPartialFrame(self):
-        """
-        @return: whether some of a frame has arrived but not all of it.
-        """
-        return bool(self._buffer)
-
     def sendString(self, string):
         """
         Send C{string} as one frame.

@@ -167,10 +167,11 @@ class ServerProtocol(FrameReceiver):
                 self._write_gathered()
         if self.closing:
             return
-        self.last_heard = self.clock.seconds()
+        if data:  # (empty: a resumed delivery, not the client)
+            self.last_heard = self.clock.seconds()
         if self._buffer and not self.paused:  # a frame is unfinished
             if self._partial_since is None:
-                self._partial_since = self.last_heard
+                self._partial_since = self.clock.seconds()
                 self._small_reads = 0
             if 0 < len(data) < SMALL_READ:  # (empty: a resumed delivery)
                 self._small_reads += 1

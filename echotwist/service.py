@@ -4,6 +4,8 @@ The running server as Twisted services: the log file, the stores, and
 the listening port with its fallback to the next free port.
 """
 
+import fcntl
+import os
 import signal
 import time
 
@@ -90,9 +92,20 @@ class EchoService(service.MultiService):
             parent.setComponent(ILogObserver, observer)
 
     def privilegedStartService(self):
+        service.Service.privilegedStartService(self)
+        started = []
         try:
-            super().privilegedStartService()
+            for child in self:
+                child.privilegedStartService()
+                started.append(child)
         except StartupError as e:
+            # Undo what did start (the stores' threads would otherwise keep
+            # the process alive after SystemExit), then exit with one line.
+            for child in reversed(started):
+                try:
+                    child.stopService()
+                except Exception:  # (a TimerService that never started raises)
+                    pass
             log.error("cannot start: {why}", why=str(e))
             self.console_err.write(f"echolab: {e}\n")
             self.console_err.flush()
@@ -143,6 +156,36 @@ class StartupError(Exception):
     """
     The server cannot start (a port, the data directory, the stores).
     """
+
+
+class DataDirectoryLock(service.Service):
+    """
+    Hold a lock on the data directory while the server runs: a second
+    server on the same stores would not see the first one's revocations
+    (their caches are their own), nor its log rotation.
+    """
+
+    def __init__(self, data_dir):
+        self.path = os.path.join(data_dir, "echolab.lock")
+        self._file = None
+
+    def privilegedStartService(self):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StartupError(
+                f"another echolab server is using {os.path.dirname(self.path)}"
+            ) from None
+        self._file = fd
+        super().privilegedStartService()
+
+    def stopService(self):
+        super().stopService()
+        if self._file is not None:
+            os.close(self._file)  # (the kernel also releases it if we are killed)
+            self._file = None
 
 
 class StoresService(service.Service):

@@ -198,7 +198,9 @@ class AuthSession(Session):
     @ivar account: the authenticated L{echotwist.auth.Account}.
     @ivar token_digest: the digest of the token used or issued on this
         connection, which C{logout} revokes.
-    @ivar failures: wrong passwords on this connection.
+    @ivar failures: failed password attempts on this connection (wrong or
+        throttled).
+    @ivar refused_tokens: tokens refused on this connection.
     """
 
     mode = "auth"
@@ -208,6 +210,10 @@ class AuthSession(Session):
     token_digest = None
     failures = 0
     max_failures = 3  # the contract's number, not an option
+    refused_tokens = 0
+    # Below the per-address throttle of refused tokens (100 by default), so
+    # on one connection the close comes before any rate_limited.
+    max_refused_tokens = 50
 
     def begin(self):
         self.ask("login")
@@ -235,20 +241,24 @@ class AuthSession(Session):
         return d
 
     def _password_accepted(self, account):
+        if self.peer.lost:  # the client hung up while its password was hashed
+            return None
         d = account.issue_token()
         d.addCallback(self._authenticated, account, "password")
         return d
 
     def _password_refused(self, failure):
         failure.trap(UnauthorizedLogin, RateLimited)
-        if failure.check(RateLimited):
-            return self.refuse(m.RATE_LIMITED, str(failure.value))
+        # A throttled attempt counts too: whatever the throttle says, the
+        # third failed attempt on a connection closes it.
         self.failures += 1
         if self.failures >= self.max_failures:
             self.peer.finish(
                 m.error(m.TOO_MANY_ATTEMPTS, "too many wrong passwords"),
                 m.bye("Too many wrong passwords; closing."),
             )
+        elif failure.check(RateLimited):
+            self.refuse(m.RATE_LIMITED, str(failure.value))
         else:
             self.refuse(m.BAD_PASSWORD, "wrong password")
 
@@ -266,9 +276,7 @@ class AuthSession(Session):
         return self._authenticated(token, account, "register")
 
     def _not_registered(self, failure):
-        failure.trap(LoginTaken, RateLimited)
-        if failure.check(RateLimited):
-            return self.refuse(m.RATE_LIMITED, str(failure.value))
+        failure.trap(LoginTaken)
         # Another connection registered this login first: it is now a
         # known login, so its password is what we need.
         self.pending = "password"
@@ -288,9 +296,16 @@ class AuthSession(Session):
 
     def _token_refused(self, failure):
         failure.trap(UnauthorizedLogin, RateLimited)
-        if failure.check(RateLimited):
-            return self.refuse(m.RATE_LIMITED, str(failure.value))
-        self.refuse(m.BAD_TOKEN, "the token is unknown, expired or revoked")
+        self.refused_tokens += 1
+        if self.refused_tokens >= self.max_refused_tokens:
+            self.peer.finish(
+                m.error(m.TOO_MANY_ATTEMPTS, "too many refused tokens"),
+                m.bye("Too many refused tokens; closing."),
+            )
+        elif failure.check(RateLimited):
+            self.refuse(m.RATE_LIMITED, str(failure.value))
+        else:
+            self.refuse(m.BAD_TOKEN, "the token is unknown, expired or revoked")
 
     def _authenticated(self, token, account, via):
         self.token_digest = token.digest

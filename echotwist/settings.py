@@ -27,7 +27,9 @@ class Settings:
     @ivar stall_timeout: seconds the server's output may stay blocked by a
         client that does not read.
     @ivar max_bad_messages: refused messages (C{bad_message}, C{bad_state},
-        C{bad_value}) a connection may send before it is closed.
+        C{bad_value}) a connection may send before it is closed (bounding
+        what one connection costs; high, since the contract keeps such
+        connections open).
     @ivar token_ttl: seconds a new session token stays valid.
     @ivar linger: seconds a closing connection may take to drain before it
         is aborted.
@@ -41,6 +43,6 @@ class Settings:
     idle_timeout: float = 300.0
     frame_timeout: float = 60.0
     stall_timeout: float = 60.0
-    max_bad_messages: int = 100
+    max_bad_messages: int = 1000
     token_ttl: int = 30 * DAY
     linger: float = 5.0

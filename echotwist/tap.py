@@ -25,6 +25,7 @@ from echotwist.passwords import (
 )
 from echotwist.service import (
     ClientsService,
+    DataDirectoryLock,
     EchoService,
     EndpointService,
     ListenerService,
@@ -316,6 +317,12 @@ class Options(usage.Options):
         if self["log-file"] is None:
             self["log-file"] = os.path.join(self["data-dir"], "echolab.log")
         self["log-file"] = os.path.abspath(self["log-file"])
+        try:  # fail now, in one line, rather than in twistd's start-up
+            os.close(
+                os.open(self["log-file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            )
+        except OSError as e:
+            raise usage.UsageError(f"--log-file: {e}") from None
 
     def _ask_port(self):
         """
@@ -406,6 +413,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         stdout or sys.stdout,
         stderr or sys.stderr,
     )
+    DataDirectoryLock(options["data-dir"]).setServiceParent(top)
     identities = accounts = None
     if settings.mode != "echo":
         database = Database(os.path.join(options["data-dir"], "echolab.db"), reactor)

@@ -192,11 +192,16 @@ class MessageSocket(socket.socket):
 
     def recv_message(self):
         """
-        Receive one message.
+        Receive one message. A server's C{welcome} raises L{max_frame} to
+        what that server may send (8 x its C{max_message}).
 
         @rtype: L{dict}
         """
-        return decode_message(self.recv_bytes())
+        message = decode_message(self.recv_bytes())
+        limit = message.get("max_message")
+        if message["type"] == "welcome" and type(limit) is int and limit > 0:
+            self.max_frame = max(self.max_frame, limit * CLIENT_FRAME_FACTOR)
+        return message
 
     def _recv_exactly(self, size, between_frames=False):
         """

@@ -125,7 +125,7 @@ class LimitTests(SynchronousTestCase):
         self.assertEqual(r.frames, [b"ok"])
         self.assertEqual(r.exceeded, [101])
         self.assertTrue(r.discarding)
-        self.assertFalse(r.hasPartialFrame())
+        self.assertEqual(r._buffer, b"")
 
     def test_huge_lengths(self):
         """

@@ -256,6 +256,19 @@ class HoldTests(SynchronousTestCase):
             self.c.replies(), [{"type": "done"}, {"type": "echo", "text": "next"}]
         )
 
+    def test_resumed_delivery_not_client_activity(self):
+        """
+        Delivering held messages is not the client being active: the idle
+        clock keeps the time the client last sent something.
+        """
+        slow = self.slow_say()
+        self.c.send({"type": "say", "text": "slow"}, {"type": "say", "text": "next"})
+        heard = self.c.protocol.last_heard
+        self.factory.clock.advance(100)
+        slow.callback(None)
+        self.assertEqual(len(self.c.replies()), 2)
+        self.assertEqual(self.c.protocol.last_heard, heard)
+
     def test_read_ahead_bounded(self):
         """
         While messages wait, reading goes on until C{READ_AHEAD} bytes are

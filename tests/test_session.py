@@ -503,3 +503,91 @@ class ThrottleTests(SynchronousTestCase):
         )
         c.send({"type": "token", "token": token})
         self.assertEqual(kinds(c.replies())[0], ("error", "rate_limited"))
+
+
+class ConnectionBoundTests(SynchronousTestCase):
+    """
+    Whatever the throttle says, one connection's attempts are bounded.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.factory = make_factory(
+            self, "auth", clock=self.clock, limits=Limits(per_login_address=1)
+        )
+        c = Conversation(self.factory, host="10.0.0.5")
+        c.replies()
+        c.send({"type": "answer", "field": "login", "value": "gus"})
+        c.send({"type": "answer", "field": "new_password", "value": PASSWORD})
+
+    def test_throttled_attempts_count(self):
+        """
+        Throttled password attempts count towards the connection's three:
+        the third attempt closes it with too_many_attempts (here the
+        login's earlier failure from this address makes the second wrong
+        password start a block).
+        """
+        self.factory.accounts._throttle.password_failed("gus", "10.0.0.5")
+        c = Conversation(self.factory, host="10.0.0.5")
+        c.replies()
+        c.send({"type": "answer", "field": "login", "value": "gus"})
+        c.replies()
+        codes = []
+        for _ in range(3):
+            c.send({"type": "answer", "field": "password", "value": "not it, no"})
+            codes += [r.get("code") for r in c.replies() if r["type"] == "error"]
+        self.assertEqual(codes, ["bad_password", "rate_limited", "too_many_attempts"])
+        self.assertTrue(c.closing)
+
+    def test_refused_tokens_bounded(self):
+        """
+        The fiftieth refused token on one connection closes it, before the
+        address's token throttle (100 refused tokens) would answer
+        rate_limited.
+        """
+        c = Conversation(self.factory, host="10.0.0.6")
+        c.replies()
+        for _ in range(49):
+            c.send({"type": "token", "token": "forged"})
+        self.assertEqual(
+            {r.get("code") for r in c.replies() if r["type"] == "error"}, {"bad_token"}
+        )
+        c.send({"type": "token", "token": "forged"})
+        self.assertEqual(
+            kinds(c.replies()), [("error", "too_many_attempts"), ("bye", None)]
+        )
+        self.assertTrue(c.closing)
+
+    def test_success_keeps_address_failures(self):
+        """
+        Logging into one's own account does not forgive the address's
+        failures over other logins.
+        """
+        throttle = self.factory.accounts._throttle
+        for i in range(400):
+            throttle.password_failed(f"victim{i}", "10.0.0.7")
+        throttle.password_succeeded("gus", "10.0.0.7")
+        self.assertGreater(throttle.password_wait("victim999", "10.0.0.7"), 0)
+
+    def test_hang_up_while_hashing(self):
+        """
+        A client that hangs up while its password is being checked gets no
+        token issued for nobody.
+        """
+        from twisted.internet import defer
+
+        accounts = self.factory.accounts
+        held = defer.Deferred()
+        original = accounts.login_with_password
+        accounts.login_with_password = lambda *a: held.addCallback(
+            lambda _: original(*a)
+        )
+        c = Conversation(self.factory, host="10.0.0.8")
+        c.replies()
+        c.send({"type": "answer", "field": "login", "value": "gus"})
+        c.send({"type": "answer", "field": "password", "value": PASSWORD})
+        c.lose()
+        issued = []
+        self.patch(accounts, "issue_token", lambda login: issued.append(login))
+        held.callback(None)
+        self.assertEqual(issued, [])

@@ -15,7 +15,12 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import tap
 from echotwist.factory import EchoFactory
-from echotwist.service import ClientsService, ListenerService, StoresService
+from echotwist.service import (
+    ClientsService,
+    DataDirectoryLock,
+    ListenerService,
+    StoresService,
+)
 from echotwist.settings import Settings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -134,6 +139,17 @@ class OptionTests(SynchronousTestCase):
             self.assertIn(words, str(e), args)
             self.assertNotIn("\n", str(e))
 
+    def test_log_file_unusable(self):
+        """
+        A log file that cannot be written is a one-line usage error, not a
+        traceback at start-up.
+        """
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(folder)
+        for path in (os.path.join(folder, "no", "such", "dir.log"), folder):
+            e = self.assertRaises(UsageError, parse, self, "--log-file", path)
+            self.assertTrue(str(e).startswith("--log-file: "), str(e))
+
     def test_data_dir_kept(self):
         """
         An existing data directory keeps its mode.
@@ -208,10 +224,13 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_echo_mode(self):
         """
-        Echo mode needs no stores: just the clients and the listener.
+        Echo mode needs no stores: the data directory's lock, the clients and
+        the listener.
         """
         _, top = self.build("--mode", "echo")
-        self.assertEqual([type(s) for s in top], [ClientsService, ListenerService])
+        self.assertEqual(
+            [type(s) for s in top], [DataDirectoryLock, ClientsService, ListenerService]
+        )
         self.assertIsInstance(top.factory, EchoFactory)
         self.assertIsNone(top.factory.identities)
 

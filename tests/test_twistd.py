@@ -130,22 +130,41 @@ class ProcessTests(SynchronousTestCase):
     def test_all_ports_taken(self):
         """
         When every port it may try is taken the server exits with status 1
-        and one line on standard error.
+        and one line on standard error, in every mode (the stores, opened
+        first, must not keep it alive).
         """
         held = socket.socket()
         held.bind(("127.0.0.1", 0))
         held.listen()
         self.addCleanup(held.close)
         taken = held.getsockname()[1]
-        server = Server(
-            self, "--port", str(taken), "--port-tries", "1", "--mode", "echo"
+        for mode in ("echo", "ident", "auth"):
+            server = Server(
+                self, "--port", str(taken), "--port-tries", "1", "--mode", mode
+            )
+            out, err = server.process.communicate(timeout=30)
+            self.assertEqual(server.process.returncode, 1, mode)
+            self.assertEqual(server.first_line + out.decode(), "")
+            self.assertRegex(
+                err.decode(), rf"\Aecholab: cannot listen on 127.0.0.1:{taken}: .*\n\Z"
+            )
+
+    def test_data_dir_in_use(self):
+        """
+        A second server on the same data directory is refused with one line
+        (it would not see the first one's revoked tokens), and the first
+        one goes on serving.
+        """
+        data = os.path.abspath(self.mktemp())
+        first = Server(self, "--port", "0", "--data-dir", data, *CHEAP)
+        second = Server(self, "--port", "0", "--data-dir", data, *CHEAP)
+        out, err = second.process.communicate(timeout=30)
+        self.assertEqual(second.process.returncode, 1)
+        self.assertEqual(
+            err.decode(), f"echolab: another echolab server is using {data}\n"
         )
-        out, err = server.process.communicate(timeout=30)
-        self.assertEqual(server.process.returncode, 1)
-        self.assertEqual(server.first_line + out.decode(), "")
-        self.assertRegex(
-            err.decode(), rf"\Aecholab: cannot listen on 127.0.0.1:{taken}: .*\n\Z"
-        )
+        with first.connect() as s:
+            self.assertEqual(until(s, "ask")["field"], "login")
 
     def test_usage_error(self):
         """
@@ -280,7 +299,10 @@ class ProcessTests(SynchronousTestCase):
                     self.assertEqual(until(s, "bye")["type"], "bye")
             server.process.communicate(timeout=30)
             self.assertEqual(server.process.returncode, 0, sig)
-            self.assertEqual(sorted(os.listdir(data)), ["echolab.db", "echolab.log"])
+            # (no -wal or -shm file left: the database was closed cleanly)
+            self.assertEqual(
+                sorted(os.listdir(data)), ["echolab.db", "echolab.lock", "echolab.log"]
+            )
             with open(os.path.join(data, "echolab.log")) as f:
                 log = f.read()
             self.assertIn(f"received {signal.Signals(sig).name}; stopping", log)

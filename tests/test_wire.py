@@ -130,6 +130,22 @@ class MessageSocketTests(SynchronousTestCase):
         self.a.sendall(HEADER.pack(11))
         self.assertRaises(FrameError, self.b.recv_bytes)
 
+    def test_welcome_raises_limit(self):
+        """
+        A server's welcome raises the frame limit to 8 x its max_message,
+        so its long echoes are accepted.
+        """
+        self.a.send_message(
+            {
+                "type": "welcome",
+                "server": "echolab",
+                "mode": "echo",
+                "max_message": 10**6,
+            }
+        )
+        self.b.recv_message()
+        self.assertEqual(self.b.max_frame, 8 * 10**6)
+
     def test_not_utf8(self):
         """
         C{recv_text} refuses a payload that is not UTF-8.
