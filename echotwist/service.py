@@ -264,7 +264,21 @@ class ClientsService(service.Service):
         return self.factory.say_goodbye()
 
 
-class ListenerService(service.Service):
+class _Listening(service.Service):
+    """
+    What listening services share: the port they got, closed on stop.
+    """
+
+    listening = None
+
+    def stopService(self):
+        super().stopService()
+        if self.listening is not None:
+            listening, self.listening = self.listening, None
+            return listening.stopListening()
+
+
+class ListenerService(_Listening):
     """
     Listen on C{--port} with fallback, then announce the port really got.
     """
@@ -277,7 +291,6 @@ class ListenerService(service.Service):
         self.interface = interface
         self.backlog = backlog
         self.announce = announce
-        self.listening = None
 
     def privilegedStartService(self):
         self.listening = listen_with_fallback(
@@ -291,12 +304,6 @@ class ListenerService(service.Service):
         host = self.listening.getHost()
         self.announce(f"listening on {format_address(self.interface, host.port)}")
         super().privilegedStartService()
-
-    def stopService(self):
-        super().stopService()
-        if self.listening is not None:
-            listening, self.listening = self.listening, None
-            return listening.stopListening()
 
 
 def endpoint_from(reactor, description, backlog=None):
@@ -318,7 +325,7 @@ def endpoint_from(reactor, description, backlog=None):
     return endpoints.serverFromString(reactor, description)
 
 
-class EndpointService(service.Service):
+class EndpointService(_Listening):
     """
     Listen on a Twisted endpoint string (C{--listen}), and announce it.
     """
@@ -329,7 +336,6 @@ class EndpointService(service.Service):
         self.description = description
         self.backlog = backlog
         self.announce = announce
-        self.listening = None
 
     def privilegedStartService(self):
         outcome = []
@@ -350,9 +356,3 @@ class EndpointService(service.Service):
             where = f"unix:{host.name.decode() if isinstance(host.name, bytes) else host.name}"
         self.announce(f"listening on {where} ({scheme})")
         super().privilegedStartService()
-
-    def stopService(self):
-        super().stopService()
-        if self.listening is not None:
-            listening, self.listening = self.listening, None
-            return listening.stopListening()

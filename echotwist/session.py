@@ -252,15 +252,28 @@ class AuthSession(Session):
         # A throttled attempt counts too: whatever the throttle says, the
         # third failed attempt on a connection closes it.
         self.failures += 1
-        if self.failures >= self.max_failures:
+        self._attempt_refused(
+            failure,
+            self.failures >= self.max_failures,
+            "too many wrong passwords",
+            m.BAD_PASSWORD,
+            "wrong password",
+        )
+
+    def _attempt_refused(self, failure, last, closing_why, code, text):
+        """
+        Answer a refused login attempt: C{too_many_attempts} and close when
+        it was the C{last} one allowed, else C{rate_limited} or C{code}.
+        """
+        if last:
             self.peer.finish(
-                m.error(m.TOO_MANY_ATTEMPTS, "too many wrong passwords"),
-                m.bye("Too many wrong passwords; closing."),
+                m.error(m.TOO_MANY_ATTEMPTS, closing_why),
+                m.bye(closing_why.capitalize() + "; closing."),
             )
         elif failure.check(RateLimited):
             self.refuse(m.RATE_LIMITED, str(failure.value))
         else:
-            self.refuse(m.BAD_PASSWORD, "wrong password")
+            self.refuse(code, text)
 
     def _answer_new_password(self, password):
         accounts = self.server.accounts
@@ -297,15 +310,13 @@ class AuthSession(Session):
     def _token_refused(self, failure):
         failure.trap(UnauthorizedLogin, RateLimited)
         self.refused_tokens += 1
-        if self.refused_tokens >= self.max_refused_tokens:
-            self.peer.finish(
-                m.error(m.TOO_MANY_ATTEMPTS, "too many refused tokens"),
-                m.bye("Too many refused tokens; closing."),
-            )
-        elif failure.check(RateLimited):
-            self.refuse(m.RATE_LIMITED, str(failure.value))
-        else:
-            self.refuse(m.BAD_TOKEN, "the token is unknown, expired or revoked")
+        self._attempt_refused(
+            failure,
+            self.refused_tokens >= self.max_refused_tokens,
+            "too many refused tokens",
+            m.BAD_TOKEN,
+            "the token is unknown, expired or revoked",
+        )
 
     def _authenticated(self, token, account, via):
         self.token_digest = token.digest
