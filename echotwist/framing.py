@@ -75,16 +75,17 @@ class FrameReceiver(Int32StringReceiver):
                 return
             buffer = self._buffer  # a nested dataReceived may have grown it
             size = len(buffer)
-        self._keep(buffer, offset, size)
+        if offset == size:
+            self._buffer = b""  # (the usual case: the read held whole frames)
+        else:
+            self._keep(buffer, offset)
 
-    def _keep(self, buffer, offset, size):
+    def _keep(self, buffer, offset):
         """
         Keep the unprocessed tail C{buffer[offset:]} for the next read, in a
         C{bytearray} that later reads extend in place.
         """
-        if offset == size:
-            self._buffer = b""
-        elif type(buffer) is bytes:
+        if type(buffer) is bytes:
             self._buffer = bytearray(memoryview(buffer)[offset:])
         elif offset:
             del buffer[:offset]  # O(1) amortized: CPython moves the start

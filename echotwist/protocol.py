@@ -181,7 +181,8 @@ class ServerProtocol(FrameReceiver):
                         TRICKLE_PAUSE, self._release, TRICKLE
                     )
                     return
-        self._settle_reading()
+        if self.paused or self._reading_paused:  # (else nothing to settle)
+            self._settle_reading()
 
     def stringReceived(self, payload):
         self._partial_since = None

@@ -34,7 +34,7 @@ class WriteThroughServer(tcp.Server):
         )
 
     def write(self, data):
-        if self._queue_empty():
+        if self._queue_empty():  # (ping-pong's every reply: kept to one call)
             try:
                 sent = self.socket.send(data)
             except OSError:  # a full buffer, or an error doWrite will report
