@@ -633,13 +633,16 @@ static int on_frame(struct conn *c, const unsigned char *p, size_t n)
     return 0;
 }
 
+#define READ_MAX (256 * 1024)
+
 static void on_readable(struct conn *c)
 {
     if (c->rlen == c->rcap) {
         c->rcap *= 2;
         c->rbuf = xrealloc(c->rbuf, c->rcap);
     }
-    ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    size_t room = c->rcap - c->rlen;
+    ssize_t r = read(c->fd, c->rbuf + c->rlen, room);
     if (r < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
         if (c->st == ST_WELCOME || c->st == ST_CONNECTING) {
@@ -694,6 +697,11 @@ static void on_readable(struct conn *c)
     if (off) {
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
+    }
+    if ((size_t)r == room && c->rcap < READ_MAX) {
+        /* a busy connection: read more of what is waiting per call */
+        c->rcap *= 2;
+        c->rbuf = xrealloc(c->rbuf, c->rcap);
     }
     if (c->wlen) flush(c);
 }

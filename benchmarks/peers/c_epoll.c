@@ -185,13 +185,16 @@ static void handle(struct conn *c, const char *p, size_t n)
     }
 }
 
+#define READ_MAX (256 * 1024)
+
 static void on_read(struct conn *c)
 {
     if (c->rlen == c->rcap) {
         c->rcap *= 2;
         c->rbuf = xrealloc(c->rbuf, c->rcap);
     }
-    ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+    size_t room = c->rcap - c->rlen;
+    ssize_t r = read(c->fd, c->rbuf + c->rlen, room);
     if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
     if (r <= 0) { conn_free(c); return; }
     c->rlen += (size_t)r;
@@ -217,6 +220,11 @@ static void on_read(struct conn *c)
     }
     memmove(c->rbuf, c->rbuf + off, c->rlen - off);
     c->rlen -= off;
+    if ((size_t)r == room && c->rcap < READ_MAX) {
+        /* a busy connection: read more of what is waiting per call */
+        c->rcap *= 2;
+        c->rbuf = xrealloc(c->rbuf, c->rcap);
+    }
     flush(c);
 }
 
