@@ -194,6 +194,7 @@ class Accounts:
             Realm(self),
             [PasswordChecker(credentials, hasher), TokenChecker(credentials)],
         )
+        passwords.common_passwords()  # now, not on the reactor's time
 
     def registered_login(self, login):
         """

@@ -13,6 +13,7 @@ per connection stays bounded, and messages are handled one at a time, in
 order.
 """
 
+import functools
 import ipaddress
 
 from twisted.internet.interfaces import IPushProducer
@@ -54,6 +55,16 @@ def peer_host(address):
     host = getattr(address, "host", None)
     if host is None:  # a UNIX socket: a client on this machine
         return "local"
+    return _canonical_host(host)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_host(host):
+    """
+    C{host} in C{ipaddress}'s canonical form (IPv4-mapped as IPv4, no zone).
+    Cached: clients come back, and parsing costs a new connection more
+    than the rest of its set-up.
+    """
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:

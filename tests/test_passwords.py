@@ -84,12 +84,22 @@ class WeaknessTests(SynchronousTestCase):
         self.assertIsNotNone(weakness("Bobby.Tables", "bobby.tables"))
         self.assertIsNone(weakness("Bobby.Tables", "bobby.tables!"))
 
+    def test_common_read_at_start(self):
+        """
+        Auth mode reads the list as it is set up, not while the reactor
+        serves the first registration.
+        """
+        from tests.helpers import make_factory
+
+        self.patch(passwords, "_common", None)
+        make_factory(self, mode="auth")
+        self.assertIsNotNone(passwords._common)
+
     def test_common(self):
         """
         The list holds over 10,000 common passwords, matched in any case.
         """
-        passwords.weakness("x", "warm up the list")
-        self.assertGreater(len(passwords._common), 10_000)
+        self.assertGreater(len(passwords.common_passwords()), 10_000)
         for common in ["password", "PASSWORD1", "iloveyou", "12345678", "qwertyuiop"]:
             self.assertIn("common", weakness("ann", common), common)
 
@@ -106,7 +116,8 @@ class HasherTests(TestCase):
     def test_off_reactor_low_priority(self):
         """
         Hashes are computed on a pool thread, not the reactor's, and (on
-        Linux) at the lowest CPU priority, so serving connections comes first.
+        Linux) at the lowest CPU priority, SCHED_IDLE, so serving connections
+        comes first.
         """
         import threading
 
@@ -120,10 +131,11 @@ class HasherTests(TestCase):
         d = hasher.hash("correct horse battery")
 
         def check(hashed):
-            thread, niceness = seen[0]
+            thread, niceness, policy = seen[0]
             self.assertIsNot(thread, threading.current_thread())
             if sys.platform.startswith("linux"):
                 self.assertEqual(niceness, 19)
+                self.assertEqual(policy, os.SCHED_IDLE)
             self.assertTrue(hashed.startswith("$argon2id$"))
 
         return d.addCallback(check)
@@ -137,10 +149,13 @@ class _Spy:
     def hash(self, password):
         import threading
 
+        thread_id = threading.get_native_id()
+        policy = getattr(os, "sched_getscheduler", lambda _: None)(thread_id)
         self._seen.append(
             (
                 threading.current_thread(),
-                os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+                os.getpriority(os.PRIO_PROCESS, thread_id),
+                policy,
             )
         )
         return self._context.hash(password)

@@ -12,7 +12,7 @@ from twisted.internet import reactor
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor
-from twisted.logger import ILogObserver, Logger
+from twisted.logger import ILogObserver, Logger, eventAsText
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from echotwist.service import (
@@ -235,6 +235,49 @@ class LogFileTests(SynchronousTestCase):
         self.assertRegex(
             text, r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* \[\S+#warn\] careful\n"
         )
+
+    def test_lines_as_twisted_formats_them(self):
+        """
+        Each line is the time and what Twisted's C{eventAsText} makes of the
+        event, whether the server's quick formatting takes it (plain fields,
+        attributes, indexes, format specs, non-ASCII) or leaves it to
+        Twisted (a C{method()} field, a field that is missing).
+        """
+
+        class Thing:
+            size = 5
+
+            def name(self):
+                return "called"
+
+        events = [
+            dict(format="connection from {peer}", peer="10.0.0.1:5"),
+            dict(format="{t.size} {d[k]} {{x}} {n:>4}", t=Thing(), d=dict(k=1), n=3),
+            dict(format="name {t.name()}", t=Thing()),
+            dict(format="missing {nobody}"),
+            dict(format="Привет, {name}", name="Мир"),
+        ]
+        top = Top(self)
+        application = Application("echolab")
+        top.setServiceParent(application)
+        write_line = application.getComponent(ILogObserver)
+        emitted = []
+
+        def observe(event):
+            emitted.append(event)
+            write_line(event)
+
+        log = Logger(observer=observe)
+        for event in events:
+            log.warn(**event)
+        top.logfile.close()
+        with open(top.log_path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        expected = [eventAsText(e, includeTimestamp=False) for e in emitted]
+        self.assertEqual([line.split(" ", 1)[1] for line in lines], expected)
+        self.assertEqual(expected[1], f"[{log.namespace}#warn] 5 1 {{x}}    3")
+        self.assertIn("called", expected[2])
+        self.assertIn("Unable to format event", expected[3])
 
     def test_rotation(self):
         """
