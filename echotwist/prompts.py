@@ -3,7 +3,7 @@
 Safe interactive input (lab task 2): ask for a value showing its default,
 take the default on an empty answer, and ask again with a one-line reason
 when the answer is refused. Shared by the server and the client, which
-validate options with the same parsers.
+validate options with the same parsers and write addresses the same way.
 """
 
 import ipaddress
@@ -77,6 +77,13 @@ def parse_host(text, resolve=True, getaddrinfo=socket.getaddrinfo):
             reason = getattr(e, "strerror", None) or str(e)
             raise ValueError(f"cannot resolve {host!r} ({reason})") from None
     return host
+
+
+def format_address(host, port):
+    """
+    C{host:port}, an IPv6 address in brackets (C{[::1]:9090}).
+    """
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def ask(question, default, parse, read=input, write=print):

@@ -23,6 +23,7 @@ from zope.interface import implementer
 
 from echotwist import messages as m
 from echotwist.framing import FrameReceiver
+from echotwist.prompts import format_address
 from echotwist.wire import HEADER
 
 _pack = HEADER.pack
@@ -143,8 +144,7 @@ class ServerProtocol(FrameReceiver):
             # Drop our end of the session's cycle (session.peer is us): the
             # connection's objects are then freed at once, not left for the
             # garbage collector, whose passes on a busy server delay replies.
-            session, self.session = self.session, None
-            session.end()
+            self.session = None
         if self.counted:
             self.log.info(
                 "disconnected {peer}: {why}",
@@ -158,9 +158,7 @@ class ServerProtocol(FrameReceiver):
         port = getattr(peer, "port", None)
         if port is None:
             return self.address
-        if ":" in self.address:
-            return f"[{self.address}]:{port}"
-        return f"{self.address}:{port}"
+        return format_address(self.address, port)
 
     # Frames in.
 

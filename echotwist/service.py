@@ -23,6 +23,8 @@ from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from echotwist.prompts import format_address
+
 log = Logger()
 
 
@@ -269,12 +271,6 @@ def listen_with_fallback(listen, factory, port, tries, interface, backlog):
     raise StartupError(
         f"cannot listen on {interface}: ports {port}-{last} are all taken"
     )
-
-
-def format_address(host, port):
-    if ":" in host:
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
 
 
 class ClientsService(service.Service):

@@ -95,11 +95,6 @@ class Session:
         self.pending = field
         self.peer.send(m.ask(field))
 
-    def end(self):
-        """
-        The connection is gone.
-        """
-
     def on_say(self, message):
         if not self.ready:
             return self.refuse(m.BAD_STATE, self._not_ready)
@@ -140,6 +135,12 @@ class Session:
         m.Token: on_token,
         m.Logout: on_logout,
     }
+
+    def __init_subclass__(cls, **kwargs):
+        # The table holds functions (no attribute lookup on the hot path):
+        # give each subclass one of its own overrides.
+        super().__init_subclass__(**kwargs)
+        cls._handlers = {t: getattr(cls, f.__name__) for t, f in cls._handlers.items()}
 
 
 class EchoSession(Session):
@@ -195,7 +196,6 @@ class AuthSession(Session):
     earlier C{auth_ok}; unknown logins register.
 
     @ivar login: the login being answered for (as the client typed it).
-    @ivar account: the authenticated L{echotwist.auth.Account}.
     @ivar token_digest: the digest of the token used or issued on this
         connection, which C{logout} revokes.
     @ivar failures: failed password attempts on this connection (wrong or
@@ -206,7 +206,6 @@ class AuthSession(Session):
     mode = "auth"
     _not_ready = "log in first: answer the pending question"
     login = None
-    account = None
     token_digest = None
     failures = 0
     max_failures = 3  # the contract's number, not an option
@@ -325,7 +324,6 @@ class AuthSession(Session):
         )
 
     def _welcome_in(self, account, auth_ok):
-        self.account = account
         self.pending = None
         self.ready = True
         self.peer.send(auth_ok)
@@ -337,10 +335,6 @@ class AuthSession(Session):
         d = self.server.accounts.revoke(self.token_digest, self.peer.address)
         d.addCallback(lambda _: self.peer.finish(m.bye("Logged out. Goodbye.")))
         return d
-
-    _handlers = dict(Session._handlers)
-    _handlers[m.Token] = on_token
-    _handlers[m.Logout] = on_logout
 
 
 SESSIONS = {cls.mode: cls for cls in (EchoSession, IdentSession, AuthSession)}

@@ -100,7 +100,6 @@ class LoginThrottle:
                 clock, free, limits.first_block, limits.max_block, limits.max_keys
             )
 
-        self.limits = limits
         self._login_address = table(limits.per_login_address)
         self._login = table(limits.per_login)
         self._address = table(limits.per_address)

@@ -11,9 +11,12 @@ and L{describe_failure} says why in one line.
 import ipaddress
 import re
 
+from OpenSSL.SSL import Error as SSLError
 from service_identity import VerificationError
 from twisted.internet import error, ssl
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+
+from echotwist.prompts import format_address
 
 _PEM_CERTIFICATE = re.compile(
     rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL
@@ -106,7 +109,7 @@ def describe_failure(failure, host, port):
 
     @param failure: a L{twisted.python.failure.Failure}.
     """
-    where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+    where = format_address(host, port)
     value = failure.value
     if failure.check(error.ConnectionRefusedError):
         return f"cannot connect to {where}: connection refused (is the server running?)"
@@ -140,10 +143,6 @@ def _tls_reason(value):
     A short reason for an OpenSSL failure, or L{None} if C{value} is not
     one.
     """
-    try:
-        from OpenSSL.SSL import Error as SSLError
-    except ImportError:  # pragma: no cover - twisted[tls] is required
-        return None
     if not isinstance(value, SSLError):
         return None
     text = " ".join(

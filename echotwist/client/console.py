@@ -28,6 +28,7 @@ from echotwist.client.conversation import Conversation
 from echotwist.client.options import Options, fill_in
 from echotwist.client.profile import Profile, default_path, server_key
 from echotwist.client.protocol import ClientProtocol
+from echotwist.prompts import format_address
 
 PROGRAM = "echolab-client"
 
@@ -276,7 +277,7 @@ async def run(reactor, options, profile, trust_root, terminal, interactive):
     @raise SystemExit: with a non-zero status when something failed.
     """
     host, port = options["host"], options["port"]
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = format_address(host, port)
     interrupt = _Interrupt(reactor)
 
     endpoint = connect.endpoint_for(

@@ -311,8 +311,6 @@ class Conversation:
         """
         self._prompt_shown = False
         if self.interactive and not self._can_take(line):
-            if self.leaving:
-                return
             self.show("(waiting for the server; that line was not sent)")
             return
         self._lines.append(line)
@@ -327,8 +325,6 @@ class Conversation:
         if self._prompt_shown:
             self._prompt_shown = False
             self.console.show("")  # Ctrl-D leaves the cursor after a prompt
-        if self.interactive:
-            self._lines.clear()
         self._lines.append(_END)
         self._drain()
 

@@ -16,6 +16,8 @@ import secrets
 import stat
 import time
 
+from echotwist.prompts import format_address
+
 PROFILE_VERSION = 1
 
 
@@ -39,10 +41,7 @@ def server_key(host, port):
     The key of a server in the profile: C{host:port}, an IPv6 address in
     brackets (C{[::1]:9090}).
     """
-    host = host.lower()
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{port}"
+    return format_address(host.lower(), port)
 
 
 class ProfileError(Exception):

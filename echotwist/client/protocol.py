@@ -34,15 +34,11 @@ class ClientProtocol(FrameReceiver):
 
     MAX_LENGTH = DEFAULT_MAX_MESSAGE * CLIENT_FRAME_FACTOR
     max_message = DEFAULT_MAX_MESSAGE
-    connected = False
     handler = None
 
     def __init__(self):
         self._early = []
         self._heard = []
-
-    def connectionMade(self):
-        self.connected = True
 
     def stringReceived(self, payload):
         try:
