@@ -387,3 +387,48 @@ class PrintableTests(SynchronousTestCase):
         self.assertEqual(printable("line\nbreak\r"), "line\\nbreak\\r")
         for text in ["plain", "Привет", "👨\u200d👩\u200d👧", "a\tb", "e\u0301"]:
             self.assertEqual(printable(text), text)
+
+
+class ConsoleInputTests(SynchronousTestCase):
+    """
+    Lines typed (or piped) reach the conversation whole; a line over the
+    limit is refused with a message, and the lines after it still count.
+    """
+
+    def feed(self, *chunks):
+        from twisted.internet import defer
+
+        from echotwist.client.console import ConsoleInput
+
+        conversation = _LineRecorder()
+        console_input = ConsoleInput(conversation, defer.Deferred())
+        console_input.MAX_LENGTH = 10
+        for chunk in chunks:
+            console_input.dataReceived(chunk)
+        console_input.readConnectionLost()
+        return conversation
+
+    def test_lines_after_a_long_line_in_the_same_read(self):
+        conversation = self.feed(b"x" * 12 + b"\nhello\n/quit\n")
+        self.assertEqual(conversation.lines, ["hello", "/quit", None])
+        self.assertEqual(len(conversation.shown), 1)
+
+    def test_long_line_over_several_reads(self):
+        conversation = self.feed(b"a" * 8, b"a" * 8, b"aaaa\n/say one\n/quit\n")
+        self.assertEqual(conversation.lines, ["/say one", "/quit", None])
+        self.assertEqual(len(conversation.shown), 1)
+
+
+class _LineRecorder:
+    def __init__(self):
+        self.lines = []
+        self.shown = []
+
+    def line_received(self, line):
+        self.lines.append(line)
+
+    def show(self, text):
+        self.shown.append(text)
+
+    def input_ended(self):
+        self.lines.append(None)

@@ -103,14 +103,18 @@ class ConsoleInput(LineReceiver):
         self.conversation = conversation
         self.closed = closed
 
+    _after_long_line = b""
+
     def dataReceived(self, data):
-        if self._skipping:
-            end = data.find(self.delimiter)
-            if end < 0:
-                return
-            data = data[end + 1 :]
-            self._skipping = False
-        LineReceiver.dataReceived(self, data)
+        while data:
+            if self._skipping:
+                end = data.find(self.delimiter)
+                if end < 0:
+                    return
+                data = data[end + 1 :]
+                self._skipping = False
+            LineReceiver.dataReceived(self, data)
+            data, self._after_long_line = self._after_long_line, b""
 
     def lineReceived(self, line):
         if line.endswith(b"\r"):
@@ -119,7 +123,10 @@ class ConsoleInput(LineReceiver):
 
     def lineLengthExceeded(self, line):
         self.conversation.show("(that line is far too long; ignored)")
-        self._skipping = self.delimiter not in line
+        # LineReceiver hands over the long line with all it had buffered
+        # after it: skip to the line's end, then read the rest on.
+        self._skipping = True
+        self._after_long_line = line
 
     def readConnectionLost(self):
         rest = self.clearLineBuffer()
