@@ -31,6 +31,8 @@ class FrameReceiver(Int32StringReceiver):
     @ivar discarding: true once input is being thrown away unread.
     """
 
+    structFormat = HEADER.format  # (Twisted's sendString writes it)
+    prefixLength = HEADER_SIZE
     MAX_LENGTH = DEFAULT_MAX_MESSAGE
     discarding = False
     _buffer = b""
@@ -96,9 +98,3 @@ class FrameReceiver(Int32StringReceiver):
         """
         self.discarding = True
         self._buffer = b""
-
-    def sendString(self, string):
-        """
-        Send C{string} as one frame.
-        """
-        self.transport.write(HEADER.pack(len(string)) + string)

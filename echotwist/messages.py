@@ -27,7 +27,6 @@ BUSY = "busy"
 SERVER_ERROR = "server_error"
 
 MODES = ("echo", "ident", "auth")
-FIELDS = ("name", "login", "password", "new_password")
 SECRET_FIELDS = frozenset({"password", "new_password"})
 
 MAX_REPEAT = 100
@@ -227,5 +226,6 @@ def echo_payloads(text, repeat):
         return
     head = ECHO_HEAD + encode(text) + b',"n":'
     tail = b',"of":%d}' % repeat
+    join = b"".join  # one copy of the text per echo (+ would make two)
     for n in range(1, repeat + 1):
-        yield head + b"%d" % n + tail
+        yield join((head, b"%d" % n, tail))

@@ -59,6 +59,18 @@ def peer_host(address):
     return _canonical_host(host)
 
 
+def close_writing(transport):
+    """
+    Half-close C{transport} where it can itself (TCP). A wrapper such as TLS
+    would pass the call through to the socket under it, bypassing its own
+    buffers, so it gets a plain close.
+    """
+    if getattr(type(transport), "loseWriteConnection", None):
+        transport.loseWriteConnection()
+    else:
+        transport.loseConnection()
+
+
 @functools.lru_cache(maxsize=4096)
 def _canonical_host(host):
     """
@@ -116,10 +128,9 @@ class ServerProtocol(FrameReceiver):
             return
         self.log.info("connection from {peer}", peer=self._peer_text())
         self.session = factory.session_for(self)
-        started = self._gather()  # welcome and what follows: one write
+        self._out = []  # welcome and what follows: one write
         self._run(self.session.start)
-        if started:
-            self._write_gathered()
+        self._write_gathered()
 
     def _no_delay(self):
         """
@@ -219,13 +230,13 @@ class ServerProtocol(FrameReceiver):
             m.error(m.TOO_LARGE, f"a message may have at most {self.MAX_LENGTH} bytes")
         )
 
-    def _run(self, handler, *args):
+    def _run(self, handler):
         """
         Call a session handler, which returns L{None} or a L{Deferred}.
         (L{stringReceived} does the same, inline: it is the hot path.)
         """
         try:
-            result = handler(*args)
+            result = handler()
         except Exception:
             self._failed(Failure())
             return
@@ -276,17 +287,6 @@ class ServerProtocol(FrameReceiver):
             out.append(_pack(len(payload)) + payload)
         else:  # a large payload is not copied to join its header
             out += (_pack(len(payload)), payload)
-
-    def _gather(self):
-        """
-        Start gathering replies.
-
-        @return: whether this call started it (and so must write them).
-        """
-        if self._out is None:
-            self._out = []
-            return True
-        return False
 
     def _write_gathered(self):
         """
@@ -389,6 +389,8 @@ class ServerProtocol(FrameReceiver):
         """
         if self.closing or self.lost:  # (work done after a hang-up)
             return
+        if self._out is None:
+            self._out = []  # the messages: one write
         for message in messages:
             self.send(message)
         self._write_gathered()
@@ -402,13 +404,7 @@ class ServerProtocol(FrameReceiver):
         if self._reading_paused:
             self._reading_paused = False
             self.transport.resumeProducing()  # read, to discard, not to reset
-        # Half-close where the transport itself can (TCP); a wrapper such as
-        # TLS would pass the call through to the socket under it, bypassing
-        # its own buffers, so those get a plain close.
-        if getattr(type(self.transport), "loseWriteConnection", None):
-            self.transport.loseWriteConnection()
-        else:
-            self.transport.loseConnection()
+        close_writing(self.transport)
         self._abort_call = self.clock.callLater(
             self.factory.settings.linger, self.transport.abortConnection
         )
