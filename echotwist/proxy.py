@@ -25,6 +25,8 @@ from twisted.protocols.haproxy._wrapper import (
 )
 from zope.interface import implementer
 
+from echotwist.protocol import close_writing
+
 HEADER_TIMEOUT = 10.0  # a balancer sends the header at once
 
 
@@ -87,11 +89,10 @@ class ProxyHeaderProtocol(HAProxyProtocolWrapper):
         return None
 
     def _refuse(self):
-        self._head = b""
         self.transport.abortConnection()
 
     def loseWriteConnection(self):
-        self.transport.loseWriteConnection()
+        close_writing(self.transport)  # (under haproxy:ssl, TLS)
 
     def connectionLost(self, reason):
         if self._timeout is not None and self._timeout.active():

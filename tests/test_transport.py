@@ -13,11 +13,17 @@ import struct
 import sys
 
 from twisted.internet import defer, endpoints, reactor, ssl
+from twisted.internet.testing import StringTransport
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from echotwist import certs, tap
-from tests.helpers import MessageClient, ServerTestCase, connect
+from tests.helpers import (
+    HalfCloseableTransport,
+    MessageClient,
+    ServerTestCase,
+    connect,
+)
 
 
 def ipv6_loopback():
@@ -235,6 +241,32 @@ class ProxyTests(ServerTestCase):
         c = yield self.proxied(b'\x00\x00\x00\x0f{"type":"quit"}')
         yield c.lost
         self.assertEqual(c.queue.pending, [])
+
+
+class ProxyHalfCloseTests(SynchronousTestCase):
+    def test_half_close_only_where_the_transport_can(self):
+        """
+        Behind the PROXY wrapper, closing for writing half-closes a TCP
+        transport, but under C{haproxy:ssl:} (TLS beneath the wrapper, which
+        would pass the call to the socket under it) closes plainly.
+        """
+        from echotwist.proxy import ProxyHeaderProtocol
+
+        from twisted.protocols.tls import TLSMemoryBIOProtocol
+
+        self.assertFalse(hasattr(TLSMemoryBIOProtocol, "loseWriteConnection"))
+        for transport, expected in (
+            (HalfCloseableTransport(), "write"),
+            (StringTransport(), "plain"),  # as TLS: no loseWriteConnection
+        ):
+            wrapper = ProxyHeaderProtocol.__new__(ProxyHeaderProtocol)
+            wrapper.transport = transport
+            wrapper.loseWriteConnection()
+            if expected == "write":
+                self.assertTrue(transport.write_closed)
+                self.assertFalse(transport.disconnecting)
+            else:
+                self.assertTrue(transport.disconnecting)
 
 
 def deferLater(seconds):
