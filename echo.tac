@@ -5,14 +5,20 @@
 # environment (for example ECHOLAB_ARGS="--port 9191 --mode ident").
 import os
 import shlex
+import sys
 
 from twisted.application import service
+from twisted.python import usage
 
 from echotwist.tap import Options, makeService
 
 ARGS = "--mode auth"
 
 options = Options()
-options.parseOptions(shlex.split(os.environ.get("ECHOLAB_ARGS", ARGS)))
+try:
+    options.parseOptions(shlex.split(os.environ.get("ECHOLAB_ARGS", ARGS)))
+except usage.UsageError as e:  # one line and status 2, as twistd echolab gives
+    sys.stderr.write(f"echo.tac: {e}\n")
+    raise SystemExit(2) from None
 application = service.Application("echolab")
 makeService(options).setServiceParent(application)

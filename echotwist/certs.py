@@ -3,7 +3,7 @@
 A self-signed certificate for trying TLS on one machine:
 
     python -m echotwist.certs            # writes cert.pem and key.pem here
-    twistd -n echolab --listen ssl:9443:privateKey=key.pem:certKey=cert.pem
+    twistd -n echolab --listen ssl:9443:interface=127.0.0.1:privateKey=key.pem:certKey=cert.pem
     echolab-client --tls --ca cert.pem --host localhost --port 9443
 
 The certificate names localhost, 127.0.0.1 and ::1, and is its own CA:
@@ -74,6 +74,8 @@ def main(argv=None):
     )
     parser.add_argument("--days", type=int, default=365, help="validity [365]")
     args = parser.parse_args(argv)
+    if args.days < 1:
+        parser.error("--days must be at least 1")
     cert, key = make_self_signed(tuple(args.name or ["localhost"]), days=args.days)
     cert_path = os.path.join(args.out, "cert.pem")
     key_path = os.path.join(args.out, "key.pem")

@@ -54,6 +54,7 @@ class LogLines:
         if text is None:
             text = eventAsText(event, includeTimestamp=False)
         if text:
+            text = text.replace("\n", "\n\t")  # continuation lines, as Twisted's
             self._file.write(f"{self._stamp} {text}\n".encode("utf-8"))
 
 
@@ -178,8 +179,8 @@ class EchoService(service.MultiService):
         for child in reversed(list(self)):
             yield child.stopService()
         log.info("stopped")
-        if self.logfile is not None:
-            self.logfile.close()
+        # The log file stays open: twistd still writes its last lines after
+        # this, and the file is unbuffered, so exiting loses nothing.
 
 
 class StartupError(Exception):

@@ -302,6 +302,8 @@ class Options(usage.Options):
             raise usage.UsageError(f"--listen {description}: {e}") from None
         self["listen"].append(description)
 
+    opt_listen.__doc__ = " ".join(opt_listen.__doc__.split())  # (--help rewraps)
+
     # Read the port from a person: replaced in tests.
     _stdin = sys.stdin
     _stdout = sys.stdout

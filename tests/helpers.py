@@ -309,6 +309,7 @@ class ServerTestCase(TestCase):
             observer = app.getComponent(ILogObserver)
             globalLogPublisher.addObserver(observer)
             self.addCleanup(globalLogPublisher.removeObserver, observer)
+            self.addCleanup(service.logfile.close)  # (twistd's exit closes it)
         service.privilegedStartService()
         service.startService()
         self.service = service

@@ -232,6 +232,8 @@ class LogFileTests(SynchronousTestCase):
         self.assertNotIn("chatter", text)
         self.assertIn("while serving 10.0.0.9", text)
         self.assertIn("ZeroDivisionError", text)
+        # the traceback's lines go on the entry's, marked with a tab
+        self.assertRegex(text, r"\n\t\S*ZeroDivisionError: on purpose\n")
         self.assertRegex(
             text, r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* \[\S+#warn\] careful\n"
         )

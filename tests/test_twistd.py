@@ -178,6 +178,16 @@ class ProcessTests(SynchronousTestCase):
             self.assertEqual(err.decode().count("\n"), 1, err)
             self.assertIn(f"twistd echolab: --{args[0][2:]}: ", err.decode())
 
+    def test_tac_usage_error(self):
+        """
+        A bad option in ECHOLAB_ARGS for C{echo.tac} is one line too.
+        """
+        server = Server(self, tac=True, env={"ECHOLAB_ARGS": "--port 99999"})
+        out, err = server.process.communicate(timeout=30)
+        self.assertEqual(server.process.returncode, 2)
+        self.assertEqual(err.decode().count("\n"), 1, err)
+        self.assertIn("echo.tac: --port: ", err.decode())
+
     def test_kill_9(self):
         """
         What the server acknowledged survives C{kill -9}: a registration
@@ -307,3 +317,4 @@ class ProcessTests(SynchronousTestCase):
                 log = f.read()
             self.assertIn(f"received {signal.Signals(sig).name}; stopping", log)
             self.assertIn("stopped", log)
+            self.assertIn("Server Shut Down.", log)  # twistd's last line
