@@ -163,6 +163,7 @@ def mutations(args, scratch):
 
     from echotwist.wire import HEADER
     from tests import contract_model as model
+    from tests import workloads
     from tests.helpers import Conversation, make_factory
 
     class Case(SynchronousTestCase):
@@ -195,21 +196,14 @@ def mutations(args, scratch):
     valid_utf8_disagreements = 0
     started = time.monotonic()
     for i in range(args.mutations):
-        payload = bytearray(rnd.choice(bases))
-        for _ in range(rnd.randint(1, 3)):
-            where = rnd.randrange(len(payload) + 1)
-            byte = rnd.choice(
+        payload = workloads.mutate(
+            rnd,
+            rnd.choice(bases),
+            rnd.randint(1, 3),
+            lambda: rnd.choice(
                 [rnd.randrange(256), rnd.choice(b'{}[]",:\\0123456789eE.-+ntfu')]
-            )
-            action = rnd.randrange(3)
-            if action == 0:
-                payload.insert(where, byte)
-            elif where < len(payload):
-                if action == 1:
-                    payload[where] = byte
-                else:
-                    del payload[where]
-        payload = bytes(payload)
+            ),
+        )
         mode = "echo" if i % 2 else "auth"
         # An address of its own each time: throttling stays out of it.
         address = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"

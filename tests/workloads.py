@@ -257,19 +257,34 @@ def fuzz_payload(rnd):
     roll = rnd.random()
     if roll < 0.25:
         return rnd.randbytes(rnd.randrange(0, 64))
-    payload = bytearray(encode_message(rnd.choice(VALID)))
+    payload = encode_message(rnd.choice(VALID))
     if roll < 0.85:
-        for _ in range(rnd.randint(1, 4)):
-            where = rnd.randrange(len(payload) + 1)
-            byte = rnd.choice([rnd.randrange(256), *b'{}[]",:\\0e.-ntfu'])
-            action = rnd.randrange(3)
-            if action == 0:
-                payload.insert(where, byte)
-            elif where < len(payload):
-                if action == 1:
-                    payload[where] = byte
-                else:
-                    del payload[where]
+        payload = mutate(
+            rnd,
+            payload,
+            rnd.randint(1, 4),
+            lambda: rnd.choice([rnd.randrange(256), *b'{}[]",:\\0e.-ntfu']),
+        )
+    return payload
+
+
+def mutate(rnd, payload, edits, pick_byte):
+    """
+    C{payload} with C{edits} random edits: a byte from C{pick_byte()}
+    inserted or put in place of another, or a byte deleted.
+    """
+    payload = bytearray(payload)
+    for _ in range(edits):
+        where = rnd.randrange(len(payload) + 1)
+        byte = pick_byte()
+        action = rnd.randrange(3)
+        if action == 0:
+            payload.insert(where, byte)
+        elif where < len(payload):
+            if action == 1:
+                payload[where] = byte
+            else:
+                del payload[where]
     return bytes(payload)
 
 
