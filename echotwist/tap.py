@@ -23,6 +23,7 @@ from echotwist.passwords import (
     Hasher,
     make_context,
 )
+from echotwist.reactor import install_default
 from echotwist.service import (
     ClientsService,
     DataDirectoryLock,
@@ -397,7 +398,8 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     """
     Build the server from parsed L{Options}.
 
-    @param reactor: the reactor to use [default: the global one].
+    @param reactor: the reactor to use [default: the global one, which is
+        L{echotwist.reactor}'s if none was installed yet].
     @param stdout: where the listening line goes [default: the console,
         captured now, before twistd redirects standard output to the log].
     @param stderr: where start-up failures go [default: the console].
@@ -405,7 +407,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         parameters (tests use a cheap one; never the default).
     """
     if reactor is None:
-        from twisted.internet import reactor
+        reactor = install_default()
     settings = options.settings()
     top = EchoService(
         reactor,

@@ -33,10 +33,10 @@ class Server:
     A server process, and what it printed.
     """
 
-    def __init__(self, testcase, *args, cwd=None, tac=False, env=None):
+    def __init__(self, testcase, *args, cwd=None, tac=False, env=None, twistd=()):
         self.cwd = cwd or os.path.abspath(testcase.mktemp())
         os.makedirs(self.cwd, exist_ok=True)
-        command = TWISTD + ["--pidfile=", "-n"]
+        command = TWISTD + ["--pidfile=", "-n", *twistd]
         command += ["-y", os.path.join(ROOT, "echo.tac")] if tac else ["echolab", *args]
         self.process = subprocess.Popen(
             command,
@@ -110,6 +110,31 @@ class ProcessTests(SynchronousTestCase):
         self.assertIn(f"listening on 127.0.0.1:{server.port}", log)
         self.assertIn(f"connection from 127.0.0.1:{local}", log)
         self.assertIn(f"disconnected 127.0.0.1:{local}", log)
+        self.assertIn("reactor class: echotwist.reactor.EPollReactor", log)
+
+    def test_reactor_choice(self):
+        """
+        C{twistd -r} still picks the reactor; echolab's own is the default.
+        """
+        data = os.path.abspath(self.mktemp())
+        server = Server(
+            self,
+            "--port",
+            "0",
+            "--mode",
+            "echo",
+            "--data-dir",
+            data,
+            twistd=("-r", "poll"),
+        )
+        with server.connect() as s:
+            s.send_message({"type": "say", "text": "poll"})
+            self.assertEqual(s.recv_message()["text"], "poll")
+        server.stop()
+        with open(os.path.join(data, "echolab.log")) as f:
+            self.assertIn(
+                "reactor class: twisted.internet.pollreactor.PollReactor", f.read()
+            )
 
     def test_port_taken(self):
         """
@@ -292,7 +317,8 @@ class ProcessTests(SynchronousTestCase):
             s.send_message({"type": "say", "text": "tac", "repeat": 2})
             self.assertEqual([s.recv_message()["n"] for _ in range(2)], [1, 2])
         server.stop()
-        self.assertTrue(os.path.exists(os.path.join(data, "echolab.log")))
+        with open(os.path.join(data, "echolab.log")) as f:
+            self.assertIn("reactor class: echotwist.reactor.EPollReactor", f.read())
 
     def test_graceful_stop(self):
         """
