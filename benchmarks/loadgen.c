@@ -73,6 +73,7 @@ struct opts {
     int max_per_src;        /* connections per loopback source address */
     int connect_batch;      /* connections opened but not yet welcomed */
     int spin;               /* busy-poll instead of sleeping in epoll_wait */
+    long server_pid;        /* report this process's CPU use in the window */
 } O = {
     .host = "127.0.0.1", .conns = 1, .depth = 1, .size = 64,
     .duration = 5, .warmup = 1, .timeout = 60, .concurrency = 4,
@@ -733,6 +734,34 @@ static void print_head(void)
     printf("{\"mode\":\"%s\",", MODE_NAMES[O.mode]);
 }
 
+/* CPU seconds (user + system) process PID has used so far; -1 if unknown. */
+static double cpu_secs_of(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');   /* after the command name, which may hold spaces */
+    unsigned long user, sys;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+                     &user, &sys) != 2)
+        return -1;
+    return (double)(user + sys) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double server_cpu_ws = -1, server_cpu_we = -1;   /* at window start, end */
+
+/* Share of one CPU the server used in the window (--server-pid), or -1. */
+static double server_cpu_share(void)
+{
+    double w = t_we - t_ws;
+    if (server_cpu_ws < 0 || server_cpu_we < 0 || w <= 0) return -1;
+    return (server_cpu_we - server_cpu_ws) / w;
+}
+
 /* Share of the measured window this process had work to do. */
 static double busy_share(void)
 {
@@ -750,6 +779,7 @@ static void report_pipeline(void)
            O.conns, ready, refused, failed, O.depth, O.size,
            (unsigned long long)measured, secs, (double)measured / secs,
            (unsigned long long)extra_frames, busy_share());
+    if (server_cpu_share() >= 0) printf("\"server_cpu\":%.3f,", server_cpu_share());
     print_errors();
     printf("}\n");
 }
@@ -910,8 +940,15 @@ static void run_connected_modes(void)
     struct conn *lc = &C[0];
     while (phase < 3) {
         double t = now();
-        if (phase == 1 && t >= t_ws) { phase = 2; t_ws = t; t_we = t + O.duration; }
-        if (phase == 2 && t >= t_we) { phase = 3; break; }
+        if (phase == 1 && t >= t_ws) {
+            phase = 2; t_ws = t; t_we = t + O.duration;
+            if (O.server_pid) server_cpu_ws = cpu_secs_of(O.server_pid);
+        }
+        if (phase == 2 && t >= t_we) {
+            phase = 3;
+            if (O.server_pid) server_cpu_we = cpu_secs_of(O.server_pid);
+            break;
+        }
         handle_events(tfd >= 0 ? 100 : ms_until(phase == 1 ? t_ws : t_we), tfd,
                       &tick, &stdin_eof);
         if (tick) {
@@ -1011,7 +1048,9 @@ static void usage(void)
         "  --connect-batch N    connections awaiting welcome at once (32)\n"
         "  --timeout SEC        connect phase / idle hold limit (60)\n"
         "  --spin / --no-spin   busy-poll once connected (default: on for\n"
-        "                       pipeline and latency, which get their own CPU)\n");
+        "                       pipeline and latency, which get their own CPU)\n"
+        "  --server-pid PID     pipeline: also report the share of a CPU that\n"
+        "                       process used in the window (server_cpu)\n");
     exit(2);
 }
 
@@ -1030,7 +1069,7 @@ int main(int argc, char **argv)
         {"count", 1, 0, 'n'}, {"creds", 1, 0, 'f'}, {"prefix", 1, 0, 'P'},
         {"max-per-src", 1, 0, 'm'}, {"connect-batch", 1, 0, 'b'},
         {"timeout", 1, 0, 't'}, {"spin", 0, 0, 'S'}, {"no-spin", 0, 0, 'N'},
-        {0, 0, 0, 0}};
+        {"server-pid", 1, 0, 'C'}, {0, 0, 0, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1052,6 +1091,7 @@ int main(int argc, char **argv)
         case 't': O.timeout = atof(optarg); break;
         case 'S': O.spin = 1; break;
         case 'N': O.spin = 0; break;
+        case 'C': O.server_pid = atol(optarg); break;
         default: usage();
         }
     }

@@ -9,6 +9,7 @@ Why: a benchmark is only worth its honesty.  This checks that
   quit/bye), so none of them is a byte echoer that would flatter itself;
 - the load generator really fails on wrong replies (a byte echo, a changed
   letter, replies out of order, a zero-length frame, a swapped type);
+- it measures a server's CPU share (the headroom check relies on it);
 - the auth flows run against the auth stub.
 It ends with 'N passed, M failed' and exits non-zero on any failure.
 """
@@ -186,6 +187,23 @@ def check_loadgen_catches(how, should_fail=True):
         check(f"loadgen accepts {how}", proc.returncode == 0, proc.stderr[-300:])
 
 
+def check_server_cpu():
+    """The server CPU share the headroom check relies on: a busy-polling peer
+    uses a whole CPU."""
+    proc, port = start([str(run.BIN / "c_epoll"), "--port", "0", "--spin"])
+    try:
+        r = subprocess.run([str(run.BIN / "loadgen"), "pipeline", "--port", str(port),
+                            "--duration", "1", "--warmup", "0.2", "--no-spin",
+                            "--server-pid", str(proc.pid)],
+                           capture_output=True, text=True, timeout=30)
+        share = (run.last_json(r.stdout) or {}).get("server_cpu")
+        check("loadgen reports a busy-polling server's CPU share as about 1",
+              share is not None and 0.85 <= share <= 1.1, f"{share!r} {r.stderr[-300:]}")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def check_auth_flows(python):
     proc, port = start([python, str(run.PEERS / "auth_stub.py"), "--port", "0"])
     creds = Path(f"/tmp/selftest-creds-{os.getpid()}.txt")
@@ -228,6 +246,7 @@ def main():
     check_loadgen_catches("different spacing and key order", should_fail=False)
     for how in ("byte echo", "changed letter", "zero-length frame", "out of order"):
         check_loadgen_catches(how)
+    check_server_cpu()
     check_auth_flows(py)
     print(f"{len(PASSED)} passed, {len(FAILED)} failed")
     return 1 if FAILED else 0
