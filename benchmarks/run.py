@@ -333,6 +333,48 @@ def scenario_scaling(ctx, name):
         return out
 
 
+HASH_PROBE = """
+import json, sys, time
+from echotwist import passwords
+memory = int(sys.argv[1]) if sys.argv[1] else passwords.DEFAULT_MEMORY_KIB
+passes = int(sys.argv[2]) if sys.argv[2] else passwords.DEFAULT_TIME_COST
+context = passwords.make_context(memory, passes)
+stored = context.hash("benchmark password 1")
+times = []
+for _ in range(9):
+    start = time.perf_counter()
+    context.verify("benchmark password 1", stored)
+    times.append(time.perf_counter() - start)
+print(json.dumps({"verify_s": sorted(times)[len(times) // 2]}))
+"""
+
+
+def echolab_option(ctx, name):
+    """The value of --NAME in --echolab-args, or ''."""
+    args = ctx.echolab_args
+    for i, arg in enumerate(args):
+        if arg == f"--{name}" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return ""
+
+
+def hash_capacity(ctx):
+    """Password checks per second the server's CPUs allow: one argon2id
+    verify (echolab's parameters, median of 9) timed on the server's CPU,
+    in this run, so a slow phase of the machine lowers both alike."""
+    cmd = ctx.pin_server + [ctx.echolab_python, "-c", HASH_PROBE,
+                            echolab_option(ctx, "hash-memory"),
+                            echolab_option(ctx, "hash-time")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    result = last_json(proc.stdout)
+    if proc.returncode != 0 or result is None:
+        raise RuntimeError(f"hash probe failed: {proc.stderr.strip()[-600:]}")
+    cpus = 1 if ctx.pin_server else (os.cpu_count() or 1)
+    return cpus / result["verify_s"]
+
+
 def scenario_auth(ctx, name):
     """Auth mode on one server: registrations, password and token logins,
     then echo latency of an authenticated connection with and without
@@ -345,6 +387,12 @@ def scenario_auth(ctx, name):
                      max_per_src=MAX_PER_SRC, creds=creds)
         out = {}
         for mode in ("register", "pwlogin", "tokenlogin"):
+            if mode != "tokenlogin":
+                # about 22 flows/s: a window long enough that the flows cut
+                # at its ends (4 in flight) move the rate by under 3%
+                flows["duration"] = ctx.hash_flow_duration
+            else:
+                flows["duration"] = ctx.auth_duration
             res, _ = run_loadgen(ctx, mode, server.port, **flows)
             out[f"{mode}_per_s"] = res["flows_per_s"]
             out[f"{mode}_p50_ms"] = res["p50_ms"]
@@ -352,6 +400,10 @@ def scenario_auth(ctx, name):
             out[f"{mode}_loadgen_cpu"] = res["loadgen_cpu"]
             if any(res["errors"].values()):
                 out[f"{mode}_errors"] = res["errors"]
+        if name == "echolab":
+            out["hash_capacity_per_s"] = hash_capacity(ctx)
+            for mode in ("register", "pwlogin"):
+                out[f"{mode}_of_capacity"] = out[f"{mode}_per_s"] / out["hash_capacity_per_s"]
         lat = dict(rate=ctx.latency_rate, warmup=ctx.warmup,
                    duration=ctx.latency_duration, creds=creds)
         res, _ = run_loadgen(ctx, "latency", server.port, **lat)
@@ -373,6 +425,7 @@ def scenario_auth(ctx, name):
             raise LoadgenError(f"background pwlogin exited {bg.returncode}: {bg_err[-800:]}")
         bg_res = last_json(bg_out)
         out["echo_p50_us_bg"], out["echo_p99_us_bg"] = res["p50_us"], res["p99_us"]
+        out["echo_p99_bg_ratio"] = res["p99_us"] / out["echo_p99_us"]
         out["bg_logins_per_s"] = bg_res["flows_per_s"]
         if bg_res["flows_per_s"] < 0.9 * ctx.bg_logins:
             out["note"] = (f"background logins reached {bg_res['flows_per_s']:.1f}/s "
@@ -640,6 +693,10 @@ def fmt(value, metric=""):
         return "-"
     if metric.startswith("rss") or metric.endswith("_kib"):
         return f"{value / 1024:,.1f} MiB"
+    if metric.endswith("_of_capacity"):
+        return f"{value:.0%}"
+    if metric.endswith("_ratio"):
+        return f"{value:.2f}x"
     if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:,.2f}" if abs(value) < 10 else f"{value:,.1f}"
@@ -716,6 +773,10 @@ def markdown(report):
     if "auth" in s and s["auth"]:
         names = list(s["auth"])
         rows = [("registrations/s", "register_per_s"), ("password logins/s", "pwlogin_per_s"),
+                ("password checks/s the server's CPUs allow (hash timed in the run)",
+                 "hash_capacity_per_s"),
+                ("registrations, share of that", "register_of_capacity"),
+                ("password logins, share of that", "pwlogin_of_capacity"),
                 ("token logins/s", "tokenlogin_per_s"),
                 ("registration p50 ms", "register_p50_ms"),
                 ("password login p50 ms", "pwlogin_p50_ms"),
@@ -723,6 +784,7 @@ def markdown(report):
                 ("echo p50 us", "echo_p50_us"), ("echo p99 us", "echo_p99_us"),
                 (f"echo p50 us, {report['bg_logins']} pw logins/s behind", "echo_p50_us_bg"),
                 (f"echo p99 us, {report['bg_logins']} pw logins/s behind", "echo_p99_us_bg"),
+                ("echo p99 with logins behind / alone", "echo_p99_bg_ratio"),
                 ("background logins/s reached", "bg_logins_per_s")]
         lines += ["## Auth mode (echolab only)", "",
                   f"{report['auth_concurrency']} flows in flight; echo latency at "
@@ -859,12 +921,14 @@ def main():
     ctx.scaling_duration = 0.5 if args.quick else 1.0
     ctx.scaling_points = SCALING_POINTS
     ctx.auth_duration = 1.0 if args.quick else 2.0
+    ctx.hash_flow_duration = 1.0 if args.quick else 6.0
     ctx.latency_duration = 1.0 if args.quick else 4.0  # p99: the 40th worst of 4,000
     ctx.latency_rate = 1000
     ctx.bg_logins = args.bg_logins
     ctx.auth_concurrency = args.auth_concurrency
     ctx.peer_python = args.peer_python or args.python or sys.executable
     ctx.twistd = find_twistd(args)
+    ctx.echolab_python = args.python or sys.executable
     ctx.echolab_args = shlex.split(args.echolab_args)
     ctx.pin_server, ctx.pin_loadgen, pin_text = pinning()
 
