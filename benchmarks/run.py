@@ -9,8 +9,9 @@
 Why it is built this way:
 - every server is started fresh for each scenario (temporary cwd and data
   dir), so no run inherits another's memory or state;
-- servers run interleaved (A B C A B C ...) and repeated, and medians are
-  reported, so slow drifts of a shared VM hit every server alike;
+- servers run interleaved (A B C, then B C A in a shuffled order, ...) and
+  repeated, and medians are reported, so slow drifts of a shared VM hit
+  every server alike, and no server always runs right after the same one;
 - the server is pinned to CPU 0 and the load generator to CPU 1, so they do
   not steal each other's time on this 2-core machine;
 - the C load generator is checked, per scenario, against a C peer: it must
@@ -26,6 +27,7 @@ import json
 import os
 import platform
 import queue
+import random
 import re
 import resource
 import shlex
@@ -973,7 +975,17 @@ def main():
             names = [n for n in names if not SERVERS[n].get("throughput_only")]
         return names
 
-    plan = [(sc, rep, n) for sc in scenarios for rep in range(ctx.reps) for n in runs_for(sc)]
+    def order(sc, rep):
+        # A fresh order each repetition (seeded, so a run can be repeated):
+        # a server that always ran right after the same one (say, after the
+        # busy-polling C peer) would inherit that run's machine state,
+        # repetition after repetition.
+        names = runs_for(sc)
+        if rep:
+            random.Random(f"{sc}/{rep}").shuffle(names)
+        return names
+
+    plan = [(sc, rep, n) for sc in scenarios for rep in range(ctx.reps) for n in order(sc, rep)]
     print(f"run.py: {len(plan)} runs, {ctx.reps} repetition(s), servers {', '.join(servers)}; "
           f"{pin_text}", file=sys.stderr)
     raw = {sc: {n: [] for n in runs_for(sc)} for sc in scenarios}
