@@ -779,7 +779,8 @@ static void report_pipeline(void)
            O.conns, ready, refused, failed, O.depth, O.size,
            (unsigned long long)measured, secs, (double)measured / secs,
            (unsigned long long)extra_frames, busy_share());
-    if (server_cpu_share() >= 0) printf("\"server_cpu\":%.3f,", server_cpu_share());
+    double cpu = server_cpu_share();
+    if (cpu >= 0) printf("\"server_cpu\":%.3f,", cpu);
     print_errors();
     printf("}\n");
 }

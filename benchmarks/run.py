@@ -9,8 +9,8 @@
 Why it is built this way:
 - every server is started fresh for each scenario (temporary cwd and data
   dir), so no run inherits another's memory or state;
-- servers run interleaved (A B C, then B C A in a shuffled order, ...) and
-  repeated, and medians are reported, so slow drifts of a shared VM hit
+- servers run interleaved (A B C, then a shuffled order such as C A B, ...)
+  and repeated, and medians are reported, so slow drifts of a shared VM hit
   every server alike, and no server always runs right after the same one;
 - the server is pinned to CPU 0 and the load generator to CPU 1, so they do
   not steal each other's time on this 2-core machine;
@@ -386,18 +386,16 @@ def scenario_auth(ctx, name):
     server on purpose: logins need the accounts the registrations made."""
     with serving(name, ctx, mode="auth") as server:
         creds = Path(server.tmp.name) / "creds.txt"
-        k = ctx.auth_concurrency
-        flows = dict(concurrency=k, warmup=ctx.warmup, duration=ctx.auth_duration,
+        flows = dict(concurrency=ctx.auth_concurrency, warmup=ctx.warmup,
                      max_per_src=MAX_PER_SRC, creds=creds)
+        # Hash-bound flows (about 22/s) get a window long enough that the
+        # flows cut at its ends (4 in flight) move the rate by under 3%.
+        durations = {"register": ctx.hash_flow_duration,
+                     "pwlogin": ctx.hash_flow_duration,
+                     "tokenlogin": ctx.auth_duration}
         out = {}
-        for mode in ("register", "pwlogin", "tokenlogin"):
-            if mode != "tokenlogin":
-                # about 22 flows/s: a window long enough that the flows cut
-                # at its ends (4 in flight) move the rate by under 3%
-                flows["duration"] = ctx.hash_flow_duration
-            else:
-                flows["duration"] = ctx.auth_duration
-            res, _ = run_loadgen(ctx, mode, server.port, **flows)
+        for mode, duration in durations.items():
+            res, _ = run_loadgen(ctx, mode, server.port, duration=duration, **flows)
             out[f"{mode}_per_s"] = res["flows_per_s"]
             out[f"{mode}_p50_ms"] = res["p50_ms"]
             out[f"{mode}_p99_ms"] = res["p99_ms"]
@@ -991,10 +989,10 @@ def main():
         return names
 
     def order(sc, rep):
-        # A fresh order each repetition (seeded, so a run can be repeated):
-        # a server that always ran right after the same one (say, after the
-        # busy-polling C peer) would inherit that run's machine state,
-        # repetition after repetition.
+        # A fresh order each repetition after the first (seeded, so a run
+        # can be repeated): with a fixed order each server always runs right
+        # after the same one, and any carry-over from that run would favour
+        # or harm it every time.
         names = runs_for(sc)
         if rep:
             random.Random(f"{sc}/{rep}").shuffle(names)
