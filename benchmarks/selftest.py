@@ -10,6 +10,7 @@ Why: a benchmark is only worth its honesty.  This checks that
 - the load generator really fails on wrong replies (a byte echo, a changed
   letter, replies out of order, a zero-length frame, a swapped type);
 - it measures a server's CPU share (the headroom check relies on it);
+- the CPU-distance probe measures, and far runs are told from near ones;
 - the auth flows run against the auth stub.
 It ends with 'N passed, M failed' and exits non-zero on any failure.
 """
@@ -204,6 +205,22 @@ def check_server_cpu():
         proc.wait()
 
 
+def check_core_distance():
+    """corelat gives a plausible round trip between the two pinned CPUs, and
+    a run is flagged only when its CPUs were far apart."""
+    ctx = run.Context()
+    *_, ctx.cpu_pair = run.pinning()
+    if not ctx.cpu_pair:
+        check("corelat (skipped: no two CPUs to pin)", True)
+        return
+    rtt = run.core_rtt_ns(ctx)
+    check("corelat measures a cache line's round trip between two CPUs",
+          rtt is not None and 10 < rtt < 100_000, repr(rtt))
+    check("a run is far when the round trip is over FAR_NS",
+          run.far_apart({"core_rtt_ns": 400.0}) and not run.far_apart({"core_rtt_ns": 100.0})
+          and not run.far_apart({}))
+
+
 def check_auth_flows(python):
     proc, port = start([python, str(run.PEERS / "auth_stub.py"), "--port", "0"])
     creds = Path(f"/tmp/selftest-creds-{os.getpid()}.txt")
@@ -247,6 +264,7 @@ def main():
     for how in ("byte echo", "changed letter", "zero-length frame", "out of order"):
         check_loadgen_catches(how)
     check_server_cpu()
+    check_core_distance()
     check_auth_flows(py)
     print(f"{len(PASSED)} passed, {len(FAILED)} failed")
     return 1 if FAILED else 0
