@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs the echolab benchmark suite: echolab and reference peers side by side.
 
-    python benchmarks/run.py                     # everything, about 8-9 minutes
+    python benchmarks/run.py                     # everything, about 8 minutes
     python benchmarks/run.py --quick             # one short repetition
     python benchmarks/run.py --only pingpong_64,scaling --servers echolab,asyncio_uvloop
     python benchmarks/run.py --python /path/to/echolab-venv/bin/python
@@ -961,8 +961,9 @@ def parse_args():
     ap.add_argument("--bg-logins", type=float, default=20,
                     help="background password logins/s in the latency test (20)")
     ap.add_argument("--quiet-wait", type=float, default=0, metavar="S",
-                    help="on a shared machine: before each run, wait up to S seconds "
-                    "for other processes to go quiet (default 0: do not wait)")
+                    help="on a shared machine: before the first run and after a run "
+                    "that other processes disturbed, wait up to S seconds for them to "
+                    "go quiet (default 0: do not wait)")
     ap.add_argument("--retry-noisy", type=int, default=0, metavar="N",
                     help="on a shared machine: redo a run up to N times while other "
                     "processes used over 5%% of the CPUs during it, or (60,000-byte "
@@ -1057,15 +1058,16 @@ def main():
     whole_run = ForeignLoad()
     far_budget = FAR_RETRY_BUDGET
     discarded = []
+    disturbed = True  # (wait before the first run; later, after a disturbed one)
     for i, (sc, rep, name) in enumerate(plan, 1):
         attempts = []
         for attempt in range(1 + args.retry_noisy):
-            if args.quiet_wait:
+            if args.quiet_wait and disturbed:
                 wait_for_quiet(args.quiet_wait)
             t = time.monotonic()
             entry, shown = run_one(ctx, sc, name, rep)
             took = time.monotonic() - t
-            noisy = entry["foreign_cpu"] > FOREIGN_MARK
+            noisy = disturbed = entry["foreign_cpu"] > FOREIGN_MARK
             entry["far"] = far_apart(entry)
             if noisy:
                 shown += f" [other processes used {entry['foreign_cpu']:.0%} of the CPUs]"
