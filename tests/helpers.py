@@ -4,6 +4,7 @@ cheap password hash and, for unit tests, stores that answer at once), and
 clients that speak frames.
 """
 
+import contextlib
 import io
 import os
 import shutil
@@ -310,8 +311,16 @@ class ServerTestCase(TestCase):
             globalLogPublisher.addObserver(observer)
             self.addCleanup(globalLogPublisher.removeObserver, observer)
             self.addCleanup(service.logfile.close)  # (twistd's exit closes it)
-        service.privilegedStartService()
-        service.startService()
+        try:
+            service.privilegedStartService()
+            service.startService()
+        except BaseException:
+            # Stop what did start (each part on its own: some cannot stop
+            # unstarted): its threads would keep the test run from exiting.
+            for child in reversed(list(service)):
+                with contextlib.suppress(Exception):
+                    child.stopService()
+            raise
         self.service = service
         listeners = [s for s in service if isinstance(s, ListenerService)]
         self.port = listeners[0].listening.getHost().port if listeners else None
