@@ -223,7 +223,7 @@ class Options(usage.Options):
         _option(
             "hash-memory",
             DEFAULT_MEMORY_KIB,
-            "argon2id memory cost, KiB.",
+            "argon2id memory cost, KiB (each hashing thread keeps this much).",
             _number(int, MIN_MEMORY_KIB, 4 * 1024 * 1024),
         ),
         _option(
@@ -428,7 +428,9 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             context = hash_context or make_context(
                 options["hash-memory"], options["hash-time"]
             )
-            hasher = Hasher(context, reactor, options["hash-threads"])
+            hasher = Hasher(
+                context, reactor, options["hash-threads"], options["hash-memory"]
+            )
             credentials = CredentialStore(database, reactor)
             accounts = Accounts(
                 credentials,

@@ -4,10 +4,11 @@ OWASP's parameters or better, and weak new passwords are refused.
 """
 
 import os
+import resource
 import subprocess
 import sys
 
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from echotwist import passwords
 from echotwist.passwords import make_context, normalize, weakness
@@ -110,6 +111,29 @@ class WeaknessTests(SynchronousTestCase):
         self.assertEqual(
             normalize("p\u00e5ssw\u00f6rd"), normalize("pa\u030assw\u006f\u0308rd")
         )
+
+
+class KeepHashMemoryTests(SynchronousTestCase):
+    def test_next_hash_reuses_the_memory(self):
+        """
+        Once L{passwords.keep_hash_memory} has raised glibc's thresholds, a
+        hash reuses the memory the one before it freed, instead of having
+        the kernel map and zero its 32 MiB again (8,192 page faults).
+        """
+        if not passwords.keep_hash_memory(passwords.DEFAULT_MEMORY_KIB):
+            raise SkipTest("not glibc's malloc: there is nothing to keep")
+        context = make_context()
+        stored = context.hash("correct horse battery")  # (allocates, then frees)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        self.assertTrue(context.verify("correct horse battery", stored))
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+        self.assertLess(faults, 1000)
+
+    def test_huge_costs_left_alone(self):
+        """
+        A memory cost too large for mallopt's C int leaves glibc as it is.
+        """
+        self.assertFalse(passwords.keep_hash_memory(4 * 1024 * 1024))
 
 
 class HasherTests(TestCase):
