@@ -809,12 +809,11 @@ def markdown(report):
         lines.append(f"- A cache line's round trip between the two CPUs (`corelat`, around "
                      f"every run): {min(rtts):.0f}-{max(rtts):.0f} ns.")
     if report["far_runs"]:
-        where = ", ".join(f"{sc} {sum(r.get('far', False) for runs in by.values() for r in runs)}"
-                          for sc, by in report["raw"].items()
-                          if any(r.get("far") for runs in by.values() for r in runs))
-        lines.append(f"- **warning: the CPUs were far apart in {report['far_runs']} of the "
-                     f"runs** ({where}; round trip over {FAR_NS} ns, `far` in the JSON "
-                     f"file): large messages run about a third slower then.")
+        where = ", ".join(f"{sc} {n}" for sc, n in report["far_runs"].items())
+        lines.append(f"- **warning: the CPUs were far apart in "
+                     f"{sum(report['far_runs'].values())} of the runs** ({where}; round trip "
+                     f"over {FAR_NS} ns, `far` in the JSON file): large messages run about a "
+                     f"third slower then.")
     if len(lines) > listed:
         lines.append("")
 
@@ -1103,14 +1102,13 @@ def main():
         "foreign_cpu": round(foreign_share, 3),
         "noisy_runs": sum(r.get("foreign_cpu", 0) > FOREIGN_MARK
                           for by in raw.values() for runs in by.values() for r in runs),
-        "far_runs": sum(r.get("far", False)
-                        for by in raw.values() for runs in by.values() for r in runs),
+        "far_runs": {sc: far for sc, by in raw.items()
+                     if (far := sum(r.get("far", False) for runs in by.values() for r in runs))},
         "core_rtt_ns": [r["core_rtt_ns"] for by in raw.values() for runs in by.values()
                         for r in runs if "core_rtt_ns" in r],
         "servers": servers, "skipped": skipped,
         "about": {n: SERVERS[n]["about"] for n in servers},
-        "settings": {k: v for k, v in vars(ctx).items()
-                     if not k.startswith("pin") and k != "cpu_pair"},
+        "settings": {k: v for k, v in vars(ctx).items() if not k.startswith("pin")},
         "bg_logins": ctx.bg_logins, "latency_rate": ctx.latency_rate,
         "auth_concurrency": ctx.auth_concurrency,
         "raw": raw, "discarded_noisy_runs": discarded, "summary": summary,
