@@ -74,6 +74,7 @@ struct opts {
     int connect_batch;      /* connections opened but not yet welcomed */
     int spin;               /* busy-poll instead of sleeping in epoll_wait */
     long server_pid;        /* report this process's CPU use in the window */
+    int rtts;               /* latency: also print every round trip */
 } O = {
     .host = "127.0.0.1", .conns = 1, .depth = 1, .size = 64,
     .duration = 5, .warmup = 1, .timeout = 60, .concurrency = 4,
@@ -791,10 +792,17 @@ static void report_latency(void)
     print_head();
     printf("\"rate\":%.1f,\"size\":%d,\"samples\":%zu,\"seconds\":%.3f,"
            "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-           "\"max_us\":%.1f,\"late_ticks\":%llu,\"loadgen_busy\":%.3f}\n",
+           "\"max_us\":%.1f,\"late_ticks\":%llu,\"loadgen_busy\":%.3f",
            O.rate, O.size, nrtt, t_we - t_ws, pct(rtts, nrtt, .5), pct(rtts, nrtt, .9),
            pct(rtts, nrtt, .99), pct(rtts, nrtt, .999), nrtt ? rtts[nrtt - 1] : 0,
            (unsigned long long)late_ticks, busy_share());
+    if (O.rtts) {
+        /* every round trip, so runs can be pooled before taking percentiles */
+        printf(",\"rtts_us\":[");
+        for (size_t i = 0; i < nrtt; i++) printf(i ? ",%.1f" : "%.1f", rtts[i]);
+        printf("]");
+    }
+    printf("}\n");
 }
 
 /* Share of one CPU this process used since it started: for the modes that
@@ -1051,7 +1059,8 @@ static void usage(void)
         "  --spin / --no-spin   busy-poll once connected (default: on for\n"
         "                       pipeline and latency, which get their own CPU)\n"
         "  --server-pid PID     pipeline: also report the share of a CPU that\n"
-        "                       process used in the window (server_cpu)\n");
+        "                       process used in the window (server_cpu)\n"
+        "  --rtts               latency: also print every round trip (rtts_us)\n");
     exit(2);
 }
 
@@ -1070,7 +1079,7 @@ int main(int argc, char **argv)
         {"count", 1, 0, 'n'}, {"creds", 1, 0, 'f'}, {"prefix", 1, 0, 'P'},
         {"max-per-src", 1, 0, 'm'}, {"connect-batch", 1, 0, 'b'},
         {"timeout", 1, 0, 't'}, {"spin", 0, 0, 'S'}, {"no-spin", 0, 0, 'N'},
-        {"server-pid", 1, 0, 'C'}, {0, 0, 0, 0}};
+        {"server-pid", 1, 0, 'C'}, {"rtts", 0, 0, 'R'}, {0, 0, 0, 0}};
     int ch;
     optind = 2;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1093,6 +1102,7 @@ int main(int argc, char **argv)
         case 'S': O.spin = 1; break;
         case 'N': O.spin = 0; break;
         case 'C': O.server_pid = atol(optarg); break;
+        case 'R': O.rtts = 1; break;
         default: usage();
         }
     }

@@ -238,6 +238,16 @@ def check_auth_flows(python):
         res = run.last_json(r.stdout) or {}
         check("latency after a token login", r.returncode == 0 and res.get("samples", 0) > 400,
               r.stderr[-300:] + r.stdout)
+        r = subprocess.run([str(run.BIN / "loadgen"), "latency", "--port", str(port),
+                            "--duration", "0.5", "--warmup", "0.1", "--creds", str(creds),
+                            "--rtts"], capture_output=True, text=True, timeout=60)
+        res = run.last_json(r.stdout) or {}
+        rtts = res.get("rtts_us") or []
+        check("--rtts prints every round trip; pooling them gives loadgen's percentiles",
+              len(rtts) == res.get("samples") and len(rtts) > 400
+              and abs(run.pooled_p(rtts, 0.99) - res["p99_us"]) < 0.11
+              and abs(run.pooled_p(rtts, 0.5) - res["p50_us"]) < 0.11,
+              r.stderr[-300:] + r.stdout[:300])
     finally:
         creds.unlink(missing_ok=True)
         proc.kill()
