@@ -715,6 +715,13 @@ def summarize(raw):
     return summary
 
 
+def fastest(servers, metric, kind):
+    """(median, name) of the fastest server of C{kind} in C{metric}."""
+    cands = [(srv["metrics"][metric]["median"], name) for name, srv in servers.items()
+             if SERVERS[name]["kind"] == kind and metric in srv["metrics"]]
+    return max(cands) if cands else (None, None)
+
+
 def headroom(summary, servers):
     """Per throughput scenario: best C peer / fastest Python server."""
     checks = []
@@ -725,13 +732,8 @@ def headroom(summary, servers):
                          for k in srv["metrics"] if k.startswith("msgs_per_s@")})
         rows += [("scaling", f"msgs_per_s@{n}", f"scaling, {n} conns x 4") for n in points]
     for scenario, metric, label in rows:
-        def best(kind):
-            cands = [(srv["metrics"][metric]["median"], name)
-                     for name, srv in summary[scenario].items()
-                     if SERVERS[name]["kind"] == kind and metric in srv["metrics"]]
-            return max(cands) if cands else (None, None)
-        c_val, c_name = best("c")
-        py_val, py_name = best("python")
+        c_val, c_name = fastest(summary[scenario], metric, "c")
+        py_val, py_name = fastest(summary[scenario], metric, "python")
         if c_val is None or py_val is None or py_val == 0:
             checks.append({"scenario": label, "status": "n/a (needs a C and a Python server)"})
             continue
@@ -957,9 +959,9 @@ def chart(report, path):
                      for k, v in srv["metrics"].items() if k.startswith("rss_kib@"))
         style = "--" if SERVERS[name]["kind"] == "c" else "-"   # C peers: reference lines
         if pts:
-            ax1.plot(*zip(*pts), style, marker="o", label=name)
+            ax1.plot(*zip(*pts, strict=True), style, marker="o", label=name)
         if rss:
-            ax2.plot(*zip(*rss), style, marker="o", label=name)
+            ax2.plot(*zip(*rss, strict=True), style, marker="o", label=name)
     ax1.set(xscale="log", yscale="log", xlabel="connections (4 in flight each)",
             ylabel="msgs/s", title="Throughput")
     ax2.set(xscale="log", xlabel="connections", ylabel="peak RSS (MiB)", title="Server memory")
