@@ -409,7 +409,7 @@ def echo_latency(ctx, server, creds):
     password logins at a fixed rate in the background.  The two alternate
     in windows (alone, behind, alone, behind, ...) and each side's windows
     are pooled before the percentiles are taken: this VM's own p99 drifts
-    (41-235 us alone over the runs), and one window of each, a few seconds
+    (41-235 us alone from one repetition to the next), and one window of each, a few seconds
     apart, made the ratio swing from 1.0x to 7.4x."""
     window = ctx.latency_duration / ctx.latency_rounds
     lat = dict(rate=ctx.latency_rate, warmup=ctx.warmup, duration=window,
@@ -893,7 +893,9 @@ def markdown(report):
                 ("background logins/s reached", "bg_logins_per_s")]
         lines += ["## Auth mode (echolab only)", "",
                   f"{report['auth_concurrency']} flows in flight; echo latency at "
-                  f"{report['latency_rate']:,} pings/s on a token-authenticated connection.", "",
+                  f"{report['latency_rate']:,} pings/s on a token-authenticated connection, "
+                  "in windows alternating alone and with logins behind, each side's "
+                  "round trips pooled; the hash timed before and after the flows.", "",
                   "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         for label, metric in rows:
             lines.append(f"| {label} | " + " | ".join(
