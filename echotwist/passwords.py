@@ -132,6 +132,11 @@ def _at_low_priority(function, *args):
     where allowed, which any other thread preempts the moment it wakes
     (at nice 19 alone the scheduler may let the hash run on for its slice,
     and an echo waited milliseconds now and then); else nice 19.
+
+    The price: such a thread runs only when its CPU has nothing else to
+    do. Another process keeping that CPU busy starves the logins, and the
+    reactor then waits for the GIL whenever a starved thread holds it
+    (C{--hash-priority normal} is for such machines).
     """
     if not getattr(_thread, "lowered", False):
         _thread.lowered = True
@@ -178,20 +183,31 @@ def keep_hash_memory(memory_kib):
     )
 
 
+PRIORITIES = ("idle", "normal")
+
+
 class Hasher:
     """
     Hash and verify passwords on a pool of threads of their own, one per
-    usable CPU, at low priority.
+    usable CPU, at idle priority unless told otherwise.
     """
 
-    def __init__(self, context, reactor, threads=None, memory_kib=None):
+    def __init__(
+        self, context, reactor, threads=None, memory_kib=None, priority="idle"
+    ):
         """
         @param memory_kib: the hashes' memory cost, to keep allocated from
             one hash to the next (L{keep_hash_memory}); L{None}: do not.
+        @param priority: C{"idle"}: hash only when the CPU has nothing else
+            to do (L{_at_low_priority}); C{"normal"}: take a fair share of
+            it, as any thread does.
         """
+        if priority not in PRIORITIES:
+            raise ValueError(f"hash priority {priority!r} is not one of {PRIORITIES}")
         self.context = context
         self._reactor = reactor
         self._memory_kib = memory_kib
+        self.priority = priority
         size = threads or cpus_usable()
         self._pool = ThreadPool(minthreads=0, maxthreads=size, name="echolab-hash")
 
@@ -223,6 +239,6 @@ class Hasher:
         return self._run(self.context.verify_and_update, password, hash)
 
     def _run(self, function, *args):
-        return threads.deferToThreadPool(
-            self._reactor, self._pool, _at_low_priority, function, *args
-        )
+        if self.priority == "idle":
+            function, args = _at_low_priority, (function, *args)
+        return threads.deferToThreadPool(self._reactor, self._pool, function, *args)

@@ -20,6 +20,7 @@ from echotwist.passwords import (
     DEFAULT_TIME_COST,
     MIN_MEMORY_KIB,
     MIN_TIME_COST,
+    PRIORITIES,
     Hasher,
     make_context,
 )
@@ -239,6 +240,15 @@ class Options(usage.Options):
             _number(int, 0, 256),
         ),
         _option(
+            "hash-priority",
+            "idle",
+            "CPU priority of hashing: idle (only when the CPU is otherwise "
+            "free: best echo latency when the server has its CPUs to itself, "
+            "but logins stall while other processes keep them busy) or normal "
+            "(a fair share).",
+            _choice(*PRIORITIES),
+        ),
+        _option(
             "throttle-login-address",
             _limits.per_login_address,
             "Free failed logins of one login from one address.",
@@ -429,7 +439,11 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
                 options["hash-memory"], options["hash-time"]
             )
             hasher = Hasher(
-                context, reactor, options["hash-threads"], options["hash-memory"]
+                context,
+                reactor,
+                options["hash-threads"],
+                options["hash-memory"],
+                options["hash-priority"],
             )
             credentials = CredentialStore(database, reactor)
             accounts = Accounts(

@@ -164,6 +164,49 @@ class HasherTests(TestCase):
 
         return d.addCallback(check)
 
+    def test_normal_priority(self):
+        """
+        With priority C{"normal"}, hashes still run on a pool thread, but at
+        the process's own priority: on a machine whose CPUs other processes
+        keep busy, logins get their fair share instead of none.
+        """
+        import threading
+
+        from twisted.internet import reactor
+
+        hasher = passwords.Hasher(
+            passwords._context(1024, 1), reactor, threads=1, priority="normal"
+        )
+        hasher.start()
+        self.addCleanup(hasher.stop)
+        seen = []
+        hasher.context = _Spy(hasher.context, seen)
+        d = hasher.hash("correct horse battery")
+
+        def check(hashed):
+            thread, niceness, policy = seen[0]
+            self.assertIsNot(thread, threading.current_thread())
+            if sys.platform.startswith("linux"):
+                self.assertEqual(niceness, os.getpriority(os.PRIO_PROCESS, 0))
+                self.assertEqual(policy, os.sched_getscheduler(0))
+                self.assertNotEqual(policy, os.SCHED_IDLE)
+            self.assertTrue(hashed.startswith("$argon2id$"))
+
+        return d.addCallback(check)
+
+    def test_unknown_priority(self):
+        """
+        A priority other than idle or normal is refused at once.
+        """
+        e = self.assertRaises(
+            ValueError,
+            passwords.Hasher,
+            passwords._context(1024, 1),
+            None,
+            priority="high",
+        )
+        self.assertIn("'high'", str(e))
+
 
 class _Spy:
     def __init__(self, context, seen):

@@ -57,6 +57,7 @@ class OptionTests(SynchronousTestCase):
         self.assertEqual(options["interface"], "127.0.0.1")
         self.assertEqual(options["mode"], "auth")
         self.assertEqual(options["max-message"], 65536)
+        self.assertEqual(options["hash-priority"], "idle")
         self.assertEqual(
             options["log-file"], os.path.join(options["data-dir"], "echolab.log")
         )
@@ -133,6 +134,7 @@ class OptionTests(SynchronousTestCase):
             (["--idle-timeout", "nan"], "out of range"),
             (["--hash-memory", "1024"], "out of range"),
             (["--hash-time", "1"], "out of range"),
+            (["--hash-priority", "high"], "not one of: idle, normal"),
             (["--login-timeout", "soon"], "not a number"),
         ]:
             e = self.assertRaises(UsageError, parse, self, *args)
@@ -242,6 +244,16 @@ class MakeServiceTests(SynchronousTestCase):
         kinds = [type(s) for s in top]
         self.assertLess(kinds.index(StoresService), kinds.index(ListenerService))
         self.assertIsNotNone(top.factory.accounts)
+
+    def test_hash_priority(self):
+        """
+        The hashing threads' priority is idle unless --hash-priority says
+        normal.
+        """
+        for args, priority in [((), "idle"), (("--hash-priority", "normal"), "normal")]:
+            _, top = self.build("--mode", "auth", *args)
+            (stores,) = [s for s in top if isinstance(s, StoresService)]
+            self.assertEqual(stores.hasher.priority, priority)
 
 
 class PluginTests(SynchronousTestCase):
