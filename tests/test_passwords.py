@@ -137,6 +137,25 @@ class KeepHashMemoryTests(SynchronousTestCase):
 
 
 class HasherTests(TestCase):
+    def hash_on_pool(self, **priority):
+        """
+        Hash with a one-thread L{passwords.Hasher}.
+
+        @return: a L{Deferred} firing with (the hash, and the hashing
+            thread, its niceness and its scheduling policy).
+        """
+        from twisted.internet import reactor
+
+        hasher = passwords.Hasher(
+            passwords._context(1024, 1), reactor, threads=1, **priority
+        )
+        hasher.start()
+        self.addCleanup(hasher.stop)
+        seen = []
+        hasher.context = _Spy(hasher.context, seen)
+        d = hasher.hash("correct horse battery")
+        return d.addCallback(lambda hashed: (hashed, *seen[0]))
+
     def test_off_reactor_low_priority(self):
         """
         Hashes are computed on a pool thread, not the reactor's, and (on
@@ -145,24 +164,15 @@ class HasherTests(TestCase):
         """
         import threading
 
-        from twisted.internet import reactor
-
-        hasher = passwords.Hasher(passwords._context(1024, 1), reactor, threads=1)
-        hasher.start()
-        self.addCleanup(hasher.stop)
-        seen = []
-        hasher.context = _Spy(hasher.context, seen)
-        d = hasher.hash("correct horse battery")
-
-        def check(hashed):
-            thread, niceness, policy = seen[0]
+        def check(result):
+            hashed, thread, niceness, policy = result
             self.assertIsNot(thread, threading.current_thread())
             if sys.platform.startswith("linux"):
                 self.assertEqual(niceness, 19)
                 self.assertEqual(policy, os.SCHED_IDLE)
             self.assertTrue(hashed.startswith("$argon2id$"))
 
-        return d.addCallback(check)
+        return self.hash_on_pool().addCallback(check)
 
     def test_normal_priority(self):
         """
@@ -172,19 +182,8 @@ class HasherTests(TestCase):
         """
         import threading
 
-        from twisted.internet import reactor
-
-        hasher = passwords.Hasher(
-            passwords._context(1024, 1), reactor, threads=1, priority="normal"
-        )
-        hasher.start()
-        self.addCleanup(hasher.stop)
-        seen = []
-        hasher.context = _Spy(hasher.context, seen)
-        d = hasher.hash("correct horse battery")
-
-        def check(hashed):
-            thread, niceness, policy = seen[0]
+        def check(result):
+            hashed, thread, niceness, policy = result
             self.assertIsNot(thread, threading.current_thread())
             if sys.platform.startswith("linux"):
                 self.assertEqual(niceness, os.getpriority(os.PRIO_PROCESS, 0))
@@ -192,7 +191,7 @@ class HasherTests(TestCase):
                 self.assertNotEqual(policy, os.SCHED_IDLE)
             self.assertTrue(hashed.startswith("$argon2id$"))
 
-        return d.addCallback(check)
+        return self.hash_on_pool(priority="normal").addCallback(check)
 
     def test_unknown_priority(self):
         """
