@@ -15,12 +15,14 @@ import ctypes
 import os
 import sys
 import threading
+import time
 import unicodedata
 from importlib import resources
 
 from passlib.context import CryptContext
 from passlib.utils import MAX_PASSWORD_SIZE
 from twisted.internet import defer, threads
+from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
@@ -137,6 +139,10 @@ def _at_low_priority(function, *args):
     do. Another process keeping that CPU busy starves the logins, and the
     reactor then waits for the GIL whenever a starved thread holds it
     (C{--hash-priority normal} is for such machines).
+
+    @return: (what C{function} returned, the seconds the call spent off
+        the CPU): hashing is pure computation, so time it was not running
+        is time it waited for a CPU.
     """
     if not getattr(_thread, "lowered", False):
         _thread.lowered = True
@@ -147,7 +153,10 @@ def _at_low_priority(function, *args):
                 os.sched_setscheduler(thread_id, os.SCHED_IDLE, os.sched_param(0))
             except OSError:
                 pass
-    return function(*args)
+    started, cpu_started = time.monotonic(), time.thread_time()
+    result = function(*args)
+    off_cpu = (time.monotonic() - started) - (time.thread_time() - cpu_started)
+    return result, off_cpu
 
 
 # mallopt(3) parameters (glibc's malloc.h); it takes a C int.
@@ -190,7 +199,16 @@ class Hasher:
     """
     Hash and verify passwords on a pool of threads of their own, one per
     usable CPU, at idle priority unless told otherwise.
+
+    @ivar starved_after: at idle priority, seconds a hash may wait for a
+        CPU before the log says that logins are being held up.
+    @ivar warn_every: seconds between two such warnings.
     """
+
+    log = Logger()
+    starved_after = 1.0
+    warn_every = 600.0
+    _warned_at = None
 
     def __init__(
         self, context, reactor, threads=None, memory_kib=None, priority="idle"
@@ -239,6 +257,27 @@ class Hasher:
         return self._run(self.context.verify_and_update, password, hash)
 
     def _run(self, function, *args):
-        if self.priority == "idle":
-            function, args = _at_low_priority, (function, *args)
-        return threads.deferToThreadPool(self._reactor, self._pool, function, *args)
+        if self.priority != "idle":
+            return threads.deferToThreadPool(self._reactor, self._pool, function, *args)
+        d = threads.deferToThreadPool(
+            self._reactor, self._pool, _at_low_priority, function, *args
+        )
+        return d.addCallback(self._check_starved)
+
+    def _check_starved(self, result_and_off_cpu):
+        """
+        Say so in the log (now and then) when an idle-priority hash waited
+        long for a CPU: the CPUs are busy with other work, and logins wait.
+        """
+        result, off_cpu = result_and_off_cpu
+        if off_cpu >= self.starved_after:
+            now = self._reactor.seconds()
+            if self._warned_at is None or now - self._warned_at >= self.warn_every:
+                self._warned_at = now
+                self.log.warn(
+                    "a password hash waited {seconds:.1f} s for a CPU: hashing runs "
+                    "at idle priority and the CPUs were busy with other work, so "
+                    "logins are slow; --hash-priority normal gives it a fair share",
+                    seconds=off_cpu,
+                )
+        return result

@@ -207,6 +207,81 @@ class HasherTests(TestCase):
         self.assertIn("'high'", str(e))
 
 
+class StarvedHashTests(TestCase):
+    """
+    At idle priority, a hash kept off the CPU for long is reported in the
+    log, so that an operator whose logins are slow learns why.
+    """
+
+    def setUp(self):
+        from twisted.logger import globalLogPublisher
+
+        self.events = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+
+    def hasher(self, priority="idle", off_cpu=0.1):
+        """
+        A one-thread hasher whose hashes spend C{off_cpu} seconds off the
+        CPU (asleep, as a starved thread would be).
+        """
+        from twisted.internet import reactor
+
+        hasher = passwords.Hasher(
+            _Sleepy(off_cpu), reactor, threads=1, priority=priority
+        )
+        hasher.starved_after = 0.05
+        hasher.start()
+        self.addCleanup(hasher.stop)
+        return hasher
+
+    def warnings(self):
+        return [e for e in self.events if "waited" in e.get("log_format", "")]
+
+    def test_warned_once(self):
+        """
+        A hash that waited longer than C{starved_after} is one warning naming
+        the way out; the next one within C{warn_every} is not.
+        """
+        hasher = self.hasher()
+        d = hasher.hash("correct horse battery")
+        d.addCallback(lambda hashed: self.assertEqual(hashed, "$argon2id$slept"))
+        d.addCallback(lambda _: hasher.hash("correct horse battery"))
+
+        def check(_):
+            (warning,) = self.warnings()
+            self.assertGreaterEqual(warning["seconds"], 0.05)
+            self.assertIn("--hash-priority normal", warning["log_format"])
+
+        return d.addCallback(check)
+
+    def test_quick_hash_not_warned(self):
+        """
+        A hash that did not wait says nothing.
+        """
+        d = self.hasher(off_cpu=0).hash("correct horse battery")
+        return d.addCallback(lambda _: self.assertEqual(self.warnings(), []))
+
+    def test_normal_priority_not_warned(self):
+        """
+        At normal priority hashing takes its share like any thread: nothing
+        to warn about.
+        """
+        d = self.hasher(priority="normal").hash("correct horse battery")
+        return d.addCallback(lambda _: self.assertEqual(self.warnings(), []))
+
+
+class _Sleepy:
+    def __init__(self, seconds):
+        self._seconds = seconds
+
+    def hash(self, password):
+        import time
+
+        time.sleep(self._seconds)
+        return "$argon2id$slept"
+
+
 class _Spy:
     def __init__(self, context, seen):
         self._context = context
