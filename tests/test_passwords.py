@@ -144,13 +144,7 @@ class HasherTests(TestCase):
         @return: a L{Deferred} firing with (the hash, and the hashing
             thread, its niceness and its scheduling policy).
         """
-        from twisted.internet import reactor
-
-        hasher = passwords.Hasher(
-            passwords._context(1024, 1), reactor, threads=1, **priority
-        )
-        hasher.start()
-        self.addCleanup(hasher.stop)
+        hasher = _started_hasher(self, passwords._context(1024, 1), **priority)
         seen = []
         hasher.context = _Spy(hasher.context, seen)
         d = hasher.hash("correct horse battery")
@@ -225,14 +219,8 @@ class StarvedHashTests(TestCase):
         A one-thread hasher whose hashes spend C{off_cpu} seconds off the
         CPU (asleep, as a starved thread would be).
         """
-        from twisted.internet import reactor
-
-        hasher = passwords.Hasher(
-            _Sleepy(off_cpu), reactor, threads=1, priority=priority
-        )
+        hasher = _started_hasher(self, _Sleepy(off_cpu), priority=priority)
         hasher.starved_after = 0.05
-        hasher.start()
-        self.addCleanup(hasher.stop)
         return hasher
 
     def warnings(self):
@@ -269,6 +257,19 @@ class StarvedHashTests(TestCase):
         """
         d = self.hasher(priority="normal").hash("correct horse battery")
         return d.addCallback(lambda _: self.assertEqual(self.warnings(), []))
+
+
+def _started_hasher(testcase, context, **priority):
+    """
+    A started one-thread L{passwords.Hasher} on the global reactor, stopped
+    when C{testcase} ends.
+    """
+    from twisted.internet import reactor
+
+    hasher = passwords.Hasher(context, reactor, threads=1, **priority)
+    hasher.start()
+    testcase.addCleanup(hasher.stop)
+    return hasher
 
 
 class _Sleepy:
