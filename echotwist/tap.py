@@ -15,13 +15,12 @@ from twisted.python import usage
 from echotwist import messages, prompts
 from echotwist.auth import Accounts
 from echotwist.factory import EchoFactory
+from echotwist.hashing import PRIORITIES, Hasher
 from echotwist.passwords import (
     DEFAULT_MEMORY_KIB,
     DEFAULT_TIME_COST,
     MIN_MEMORY_KIB,
     MIN_TIME_COST,
-    PRIORITIES,
-    Hasher,
     make_context,
 )
 from echotwist.reactor import install_default

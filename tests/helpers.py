@@ -25,7 +25,8 @@ from echotwist import tap
 from echotwist.auth import Accounts
 from echotwist.factory import EchoFactory
 from echotwist.framing import FrameReceiver
-from echotwist.passwords import Hasher, _context
+from echotwist.hashing import Hasher
+from echotwist.passwords import _context
 from echotwist.service import ListenerService
 from echotwist.settings import Settings
 from echotwist.store import CredentialStore, Database, IdentityStore

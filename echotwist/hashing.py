@@ -1,0 +1,189 @@
+# -*- test-case-name: tests.test_hashing -*-
+"""
+Where password hashes are computed: a small pool of threads of their own,
+one per usable CPU, at idle CPU priority unless told otherwise. Hashing
+takes tens of milliseconds and tens of MiB, so it never runs on the
+reactor thread.
+"""
+
+import ctypes
+import os
+import sys
+import threading
+import time
+
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from echotwist.passwords import MAX_NORMALIZED, normalize
+
+
+def cpus_usable():
+    """
+    How many CPUs this process may run on (its affinity, where known).
+    """
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+_thread = threading.local()
+
+
+def _at_low_priority(function, *args):
+    """
+    Call C{function} on a thread running at the lowest CPU priority.
+    Hashing is CPU-bound for tens of milliseconds; on a busy core it would
+    otherwise take turns with the reactor thread and delay every
+    connection's replies. Linux sets priorities per thread: C{SCHED_IDLE}
+    where allowed, which any other thread preempts the moment it wakes
+    (at nice 19 alone the scheduler may let the hash run on for its slice,
+    and an echo waited milliseconds now and then); else nice 19.
+
+    The price: such a thread runs only when its CPU has nothing else to
+    do. Another process keeping that CPU busy starves the logins, and the
+    reactor then waits for the GIL whenever a starved thread holds it
+    (C{--hash-priority normal} is for such machines).
+
+    @return: (what C{function} returned, the seconds the call spent off
+        the CPU): hashing is pure computation, so time it was not running
+        is time it waited for a CPU.
+    """
+    if not getattr(_thread, "lowered", False):
+        _thread.lowered = True
+        if sys.platform.startswith("linux"):
+            thread_id = threading.get_native_id()
+            try:
+                os.setpriority(os.PRIO_PROCESS, thread_id, 19)
+                os.sched_setscheduler(thread_id, os.SCHED_IDLE, os.sched_param(0))
+            except OSError:
+                pass
+    started, cpu_started = time.monotonic(), time.thread_time()
+    result = function(*args)
+    off_cpu = (time.monotonic() - started) - (time.thread_time() - cpu_started)
+    return result, off_cpu
+
+
+# mallopt(3) parameters (glibc's malloc.h); it takes a C int.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_INT_MAX = 2**31 - 1
+
+
+def keep_hash_memory(memory_kib):
+    """
+    Keep argon2's working memory allocated from one hash to the next.
+
+    glibc gives a block this large its own C{mmap} and unmaps it when it is
+    freed, so every hash page-faults its whole memory back in and the
+    kernel zeroes it: a third of a 32 MiB hash's time (41.8 -> 28.3 ms
+    here, C{docs/performance.md}). Raising glibc's mmap and trim thresholds
+    above the block's size makes it come from, and stay in, the hashing
+    thread's heap. The cost: each hashing thread keeps that memory once it
+    has hashed. Elsewhere than glibc, or for costs over 1 GiB, this does
+    nothing.
+
+    @return: whether the thresholds were raised.
+    """
+    block = (memory_kib + 1024) * 1024  # (room for the allocator's headers)
+    if 2 * block > _INT_MAX:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(
+        mallopt(_M_MMAP_THRESHOLD, block) and mallopt(_M_TRIM_THRESHOLD, 2 * block)
+    )
+
+
+PRIORITIES = ("idle", "normal")
+
+
+class Hasher:
+    """
+    Hash and verify passwords on a pool of threads of their own, one per
+    usable CPU, at idle priority unless told otherwise.
+
+    @ivar starved_after: at idle priority, seconds a hash may wait for a
+        CPU before the log says that logins are being held up.
+    @ivar warn_every: seconds between two such warnings.
+    """
+
+    log = Logger()
+    starved_after = 1.0
+    warn_every = 600.0
+    _warned_at = None
+
+    def __init__(
+        self, context, reactor, threads=None, memory_kib=None, priority="idle"
+    ):
+        """
+        @param memory_kib: the hashes' memory cost, to keep allocated from
+            one hash to the next (L{keep_hash_memory}); L{None}: do not.
+        @param priority: C{"idle"}: hash only when the CPU has nothing else
+            to do (L{_at_low_priority}); C{"normal"}: take a fair share of
+            it, as any thread does.
+        """
+        if priority not in PRIORITIES:
+            raise ValueError(f"hash priority {priority!r} is not one of {PRIORITIES}")
+        self.context = context
+        self._reactor = reactor
+        self._memory_kib = memory_kib
+        self.priority = priority
+        size = threads or cpus_usable()
+        self._pool = ThreadPool(minthreads=0, maxthreads=size, name="echolab-hash")
+
+    def start(self):
+        if self._memory_kib:
+            keep_hash_memory(self._memory_kib)
+        self._pool.start()
+
+    def stop(self):
+        self._pool.stop()
+
+    def hash(self, password):
+        """
+        @return: a L{Deferred} firing with the hash of C{password}.
+        """
+        return self._run(self.context.hash, normalize(password))
+
+    def verify(self, password, hash):
+        """
+        Check C{password} against a stored C{hash}.
+
+        @return: a L{Deferred} firing with (matches, replacement hash or
+            L{None}); a replacement is given when C{hash} was made under
+            older parameters and the password matches.
+        """
+        password = normalize(password)
+        if len(password) > MAX_NORMALIZED:
+            return defer.succeed((False, None))  # could never have been set
+        return self._run(self.context.verify_and_update, password, hash)
+
+    def _run(self, function, *args):
+        if self.priority != "idle":
+            return threads.deferToThreadPool(self._reactor, self._pool, function, *args)
+        d = threads.deferToThreadPool(
+            self._reactor, self._pool, _at_low_priority, function, *args
+        )
+        return d.addCallback(self._check_starved)
+
+    def _check_starved(self, result_and_off_cpu):
+        """
+        Say so in the log (now and then) when an idle-priority hash waited
+        long for a CPU: the CPUs are busy with other work, and logins wait.
+        """
+        result, off_cpu = result_and_off_cpu
+        if off_cpu >= self.starved_after:
+            now = self._reactor.seconds()
+            if self._warned_at is None or now - self._warned_at >= self.warn_every:
+                self._warned_at = now
+                self.log.warn(
+                    "a password hash waited {seconds:.1f} s for a CPU: hashing runs "
+                    "at idle priority and the CPUs were busy with other work, so "
+                    "logins are slow; --hash-priority normal gives it a fair share",
+                    seconds=off_cpu,
+                )
+        return result
