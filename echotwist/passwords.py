@@ -16,6 +16,7 @@ from passlib.context import CryptContext
 from passlib.utils import MAX_PASSWORD_SIZE
 
 from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
+from echotwist.password_patterns import trivial_pattern
 
 # OWASP's floor for argon2id (Password Storage Cheat Sheet): 19 MiB, t=2, p=1.
 MIN_MEMORY_KIB = 19 * 1024
@@ -84,7 +85,10 @@ _common = None
 
 def weakness(login, password):
     """
-    Why C{password} may not become the password of C{login}.
+    Why C{password} may not become the password of C{login}: too short or
+    too long, the login itself, a common password, or a trivial one
+    (L{echotwist.password_patterns.trivial_pattern}); all but the length
+    judged after NFKC and in any case.
 
     @return: a reason for a person, or L{None} when it is acceptable.
     """
@@ -100,4 +104,4 @@ def weakness(login, password):
         return "the password must not be the login"
     if folded in common_passwords():
         return "that is one of the most common passwords; choose another"
-    return None
+    return trivial_pattern(folded)

@@ -159,15 +159,84 @@ def login_problem(login):
     return not _LOGIN.fullmatch(login)
 
 
+# docs/protocol.md's trivial passwords: the alphabets and digits in order,
+# and the keyboard rows (US QWERTY and Russian ЙЦУКЕН, unshifted and
+# shifted, lower-cased), each read forwards and backwards.
+_ALPHABETS = [
+    "abcdefghijklmnopqrstuvwxyz",
+    "0123456789",
+    "абвгдеёжзийклмнопрстуфхцчшщъыьэюя",
+    "абвгдежзийклмнопрстуфхцчшщъыьэюя",  # without ё: code-point order
+]
+_ROWS = [
+    "`1234567890-=",
+    "~!@#$%^&*()_+",
+    "qwertyuiop[]\\",
+    "qwertyuiop{}|",
+    "asdfghjkl;'",
+    'asdfghjkl:"',
+    "zxcvbnm,./",
+    "zxcvbnm<>?",
+    "ё1234567890-=",
+    '!"№;%:?*()_+',
+    "йцукенгшщзхъ\\",
+    "йцукенгшщзхъ/",
+    "фывапролджэ",
+    "ячсмитьбю.",
+    "ячсмитьбю,",
+]
+_LINES = [
+    {c: i for i, c in enumerate(line)}
+    for forwards in _ALPHABETS + _ROWS
+    for line in (forwards, forwards[::-1])
+]
+
+
+def _straight(text):
+    """
+    Whether each character of C{text} follows the one before on one line.
+    """
+    return any(
+        all(
+            text[i - 1] in line and line.get(text[i]) == line[text[i - 1]] + 1
+            for i in range(1, len(text))
+        )
+        for line in _LINES
+    )
+
+
+def _root(text):
+    """
+    The shortest piece that C{text} is two or more copies of (the last
+    maybe cut short), or C{text}.
+    """
+    for size in range(1, len(text) // 2 + 1):
+        if all(c == text[i % size] for i, c in enumerate(text)):
+            return text[:size]
+    return text
+
+
+def trivial(folded):
+    """
+    docs/protocol.md: under 4 different characters; a sequence or keyboard
+    run, or one repeated; a piece under 8 characters repeated.
+    """
+    if len(set(folded)) < 4:
+        return True
+    root = _root(folded)
+    return _straight(root) or len(root) < min(8, len(folded))
+
+
 def weak(login, password):
     """
     Contract: under 8 or over 1024 code points; docs/protocol.md: equal to
-    the login in any case, or a common password (after NFKC).
+    the login in any case, a common password, or a trivial one (after NFKC,
+    in any case).
     """
     if not 8 <= len(password) <= 1024:
         return True
     folded = nfkc(password).lower()
-    return folded == login.lower() or folded in COMMON
+    return folded == login.lower() or folded in COMMON or trivial(folded)
 
 
 class Throttle:
