@@ -4,13 +4,19 @@ shows for each server message and each line, with a fake connection and
 console (the end-to-end tests in L{tests.test_client} run the real ones).
 """
 
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
+from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist.client import connect
 from echotwist.client.conversation import Conversation, printable
 from echotwist.client.profile import Profile
+from echotwist.client.protocol import ClientProtocol
 from echotwist.wire import encode_message
+
+from .helpers import frame, unframe
 
 KEY = "localhost:9090"
 
@@ -171,6 +177,22 @@ class ConversationTests(SynchronousTestCase):
                 {"type": "answer", "field": "login", "value": "alice"},
                 {"type": "answer", "field": "password", "value": " pass word "},
             ],
+        )
+
+    def test_password_field_hidden_whatever_the_flag(self):
+        """
+        A password question is read with echo off, and its answer goes out
+        as typed, even when the server marks it C{secret: false}: the field
+        says what the answer is, not the flag.
+        """
+        self.start(interactive=True)
+        self.receive(welcome("ident"), ask("password", secret=False))
+        self.assertEqual(self.console.hidden_at_prompt[-1], ("Password: ", True))
+        self.conversation.line_received(" pass word ")
+        self.assertFalse(self.console.hidden)
+        self.assertEqual(
+            self.peer.sent,
+            [{"type": "answer", "field": "password", "value": " pass word "}],
         )
 
     def test_new_password_twice(self):
@@ -372,6 +394,145 @@ class ConversationTests(SynchronousTestCase):
         )
         self.assertIn("Name?\\x1b[2J ", self.console.output)
         self.assertIn("bye: \\x1b[31mred", self.console.text)
+
+
+PASSWORD = "correct horse battery"
+TOKEN = "saved-token-0123456789"
+
+
+class ClearTextTests(SynchronousTestCase):
+    """
+    A plain connection to a peer that is not this machine, wired as the
+    client wires it (L{connect.secrets_allowed} judges the peer's address):
+    a server there, or anyone on the way, gets no password and no token
+    whatever mode and flags it claims.
+    """
+
+    def connect(self, interactive=True, insecure=False, token=None):
+        self.transport = StringTransport(
+            peerAddress=IPv4Address("TCP", "192.0.2.7", 9090)
+        )
+        self.protocol = ClientProtocol()
+        self.protocol.makeConnection(self.transport)
+        profile = Profile(self.mktemp(), clock=lambda: 1000)
+        if token is not None:
+            profile.save_token(KEY, "alice", token, 2000)
+        secure, why = connect.secrets_allowed(self.transport.getPeer(), False, insecure)
+        self.console = FakeConsole(interactive)
+        self.conversation = Conversation(
+            self.protocol, self.console, profile, KEY, KEY, secure, why
+        )
+        self.protocol.attach(self.conversation)
+
+    def server_says(self, *messages):
+        self.protocol.dataReceived(b"".join(frame(message) for message in messages))
+
+    def type(self, *lines):
+        for line in lines:
+            self.conversation.line_received(line)
+
+    def assertRefused(self, *secrets):
+        """
+        Nothing holding one of C{secrets} was written, only C{quit}; the
+        person was told why and what to do, and the status is 1.
+        """
+        written = self.transport.value()
+        for secret in secrets:
+            self.assertNotIn(secret.encode("utf-8"), written)
+        self.assertEqual(unframe(written)[-1:], [{"type": "quit"}])
+        types = [message["type"] for message in unframe(written)]
+        self.assertNotIn("token", types)
+        self.assertIn("in clear text: 192.0.2.7 is not this machine", self.console.text)
+        self.assertIn("Use --tls, or --insecure to send anyway.", self.console.text)
+        self.assertEqual(self.conversation.code, 1)
+
+    def test_password_marked_not_secret(self):
+        """
+        A server that says ident mode and asks C{password} with
+        C{secret: false} does not get what the person types.
+        """
+        self.connect()
+        self.server_says(welcome("ident"), ask("password", secret=False))
+        self.type(PASSWORD)
+        self.assertRefused(PASSWORD)
+
+    def test_new_password_marked_not_secret(self):
+        """
+        Nor does one that asks C{new_password} so, in any mode, from a
+        script or a terminal.
+        """
+        for mode in ["echo", "ident", "auth?", None]:
+            for interactive in [False, True]:
+                self.connect(interactive=interactive)
+                self.server_says(welcome(mode), ask("new_password", secret=False))
+                self.type(PASSWORD, PASSWORD)
+                self.assertRefused(PASSWORD)
+
+    def test_password_after_login(self):
+        """
+        A password asked for after an innocent login question is refused
+        too; the login went out, the password does not.
+        """
+        self.connect()
+        self.server_says(welcome("ident"), ask("login"))
+        self.type("alice")
+        self.server_says(ask("password"))
+        self.type(PASSWORD)
+        self.assertRefused(PASSWORD)
+        self.assertEqual(
+            unframe(self.transport.value()),
+            [{"type": "answer", "field": "login", "value": "alice"}, {"type": "quit"}],
+        )
+
+    def test_unknown_field_is_secret(self):
+        """
+        A question the client does not know, however the server names it,
+        is a password too: a server cannot rename the field to get one.
+        """
+        for field in ["pass", "Password", ["password"], None]:
+            self.connect()
+            self.server_says(
+                welcome("ident"),
+                {"type": "ask", "field": field, "text": "Password:", "secret": False},
+            )
+            self.type(PASSWORD)
+            self.assertRefused(PASSWORD)
+
+    def test_saved_token_not_sent(self):
+        """
+        A saved token never goes out automatically, whatever mode the
+        server claims, and neither does the password it asks for next.
+        """
+        for mode in ["auth", "ident", "echo", "AUTH", None]:
+            self.connect(token=TOKEN)
+            self.server_says(welcome(mode), ask("login"))
+            self.type("alice")
+            self.server_says(ask("password"))
+            self.type(PASSWORD)
+            self.assertRefused(TOKEN, PASSWORD)
+
+    def test_saved_token_not_sent_when_mode_changes(self):
+        """
+        A server that says another mode first and auth afterwards gets no
+        token either.
+        """
+        self.connect(token=TOKEN)
+        self.server_says(welcome("ident"), welcome("auth"))
+        self.assertRefused(TOKEN)
+
+    def test_insecure_sends(self):
+        """
+        With C{--insecure} the person chose to send it anyway: the password
+        goes out, read with echo off all the same.
+        """
+        self.connect(insecure=True)
+        self.server_says(welcome("ident"), ask("password", secret=False))
+        self.assertEqual(self.console.hidden_at_prompt[-1], ("Password: ", True))
+        self.type(PASSWORD)
+        self.assertEqual(
+            unframe(self.transport.value()),
+            [{"type": "answer", "field": "password", "value": PASSWORD}],
+        )
 
 
 class PrintableTests(SynchronousTestCase):

@@ -36,6 +36,28 @@ Type a line to have the server echo it. Commands:
 A line starting with // is sent with one / removed."""
 
 
+PUBLIC_FIELDS = ("name", "login")
+"""
+The questions whose answers are not secret; any other is a password. A
+tuple, compared by equality: a server's C{field} may be any JSON value,
+a list too, which a set could not even look up.
+"""
+
+
+def is_secret(ask):
+    """
+    Whether the answer to C{ask} is a secret: read with echo off, sent
+    only where a password may go.
+
+    The server's C{secret} flag may add secrecy, never take it away: a
+    password field, or a field this client does not know, is secret
+    whatever the flag says, so that neither a server nor anyone on the
+    path of a plain connection gets a password typed in clear text by
+    marking its question C{secret: false} or giving it another name.
+    """
+    return bool(ask.get("secret")) or ask.get("field") not in PUBLIC_FIELDS
+
+
 _HARMLESS = frozenset("\t\u200c\u200d")  # tab, zero-width (non-)joiners of emoji
 
 
@@ -156,13 +178,7 @@ class Conversation:
         if self.mode == "echo":
             self._become_ready()
         elif self.mode == "auth":
-            if not self.secure:
-                self.show(
-                    "Refusing to send a password or a token in clear text: "
-                    f"{self.why_insecure}. Use --tls, or --insecure to send anyway."
-                )
-                self.code = 1
-                self._leave({"type": "quit"})
+            if not self._secret_allowed("a password or a token"):
                 return
             entry = self.profile.entry(self.key)
             if entry is not None:
@@ -176,13 +192,9 @@ class Conversation:
             # The server asked before it read our token; after the verdict
             # it asks again if it still needs to.
             return
-        if message.get("secret") and not self.secure:
-            field = message.get("field")
-            self.show(
-                f"Refusing to answer {field!r} in clear text: {self.why_insecure}."
-            )
-            self.code = 1
-            self._leave({"type": "quit"})
+        if is_secret(message) and not self._secret_allowed(
+            f"the answer to {message.get('field')!r}"
+        ):
             return
         self.asking = message
         self._first_password = None
@@ -193,8 +205,26 @@ class Conversation:
             )
         self._show_question(message.get("text") or f"{message.get('field')}:")
 
+    def _secret_allowed(self, what):
+        """
+        Whether C{what} (a password, a token) may be sent on this
+        connection. When it may not, the person is told why and how to
+        allow it, and the client leaves: every secret, whatever the
+        server's mode and flags, is judged here, so there is one rule to
+        get right.
+        """
+        if self.secure:
+            return True
+        self.show(
+            f"Refusing to send {what} in clear text: "
+            f"{self.why_insecure}. Use --tls, or --insecure to send anyway."
+        )
+        self.code = 1
+        self._leave({"type": "quit"})
+        return False
+
     def _show_question(self, text):
-        if self.asking.get("secret"):
+        if is_secret(self.asking):
             self.console.hide_input(True)  # before the prompt shows
         if self.interactive:
             self.console.prompt(printable(text) + " ")
@@ -376,7 +406,7 @@ class Conversation:
     def _answer(self, line):
         ask = self.asking
         field = ask.get("field")
-        secret = bool(ask.get("secret"))
+        secret = is_secret(ask)
         if secret:
             self.console.hide_input(False)
             if self.interactive:
