@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from echotwist import __version__
 from echotwist import messages as m
 from echotwist.protocol import ServerProtocol
+from echotwist.proxy import IClaimedAddress
 from echotwist.session import SESSIONS
 
 SWEEP_INTERVAL = 1.0
@@ -30,6 +31,18 @@ def is_loopback(address):
         return False
 
 
+def on_this_machine(connection):
+    """
+    Whether C{connection}'s client is on this machine: its address is
+    loopback (or a UNIX socket's C{local}), and its socket's own, not one
+    claimed in a PROXY header, which anyone who can reach a C{haproxy:} port
+    can claim.
+    """
+    return is_loopback(connection.address) and not IClaimedAddress.providedBy(
+        connection.transport
+    )
+
+
 class EchoFactory(ServerFactory):
     """
     Builds a L{ServerProtocol} per connection, and holds what they share.
@@ -39,6 +52,8 @@ class EchoFactory(ServerFactory):
     @ivar accounts: the L{echotwist.auth.Accounts} (auth mode).
     @ivar clock: an C{IReactorTime}, for timeouts.
     @ivar connections: the connections being served.
+    @ivar waiting: the connections not served yet that count toward the
+        limit meanwhile (see L{admit_waiting}).
     """
 
     protocol = ServerProtocol
@@ -54,6 +69,7 @@ class EchoFactory(ServerFactory):
         self.accounts = accounts
         self.session_class = SESSIONS[settings.mode]
         self.connections = set()
+        self.waiting = set()
         self._per_address = Counter()
         self._sweeper = LoopingCall(self._sweep)
         self._sweeper.clock = clock
@@ -72,17 +88,39 @@ class EchoFactory(ServerFactory):
         @return: L{None} when admitted, else why not.
         """
         settings = self.settings
-        if len(self.connections) >= settings.max_connections:
+        if self._full():
             return "too many connections"
         address = connection.address
-        if self._per_address[address] >= settings.max_per_address and not is_loopback(
-            address
-        ):
+        crowded = self._per_address[address] >= settings.max_per_address
+        if crowded and not on_this_machine(connection):
             return "too many connections from your address"
         self.connections.add(connection)
         self._per_address[address] += 1
         connection.counted = True
         return None
+
+    def admit_waiting(self, waiting):
+        """
+        Count in a connection that is not served yet: one whose PROXY header
+        (and so its client's address) is still to come. It counts toward
+        C{max_connections} meanwhile, or connections that never send their
+        header could pile up past the limit. L{release_waiting} counts it
+        out, before L{admit} counts it in as a served connection.
+
+        @return: whether it was admitted.
+        """
+        if self._full():
+            return False
+        self.waiting.add(waiting)
+        return True
+
+    def release_waiting(self, waiting):
+        self.waiting.discard(waiting)
+
+    def _full(self):
+        return (
+            len(self.connections) + len(self.waiting) >= self.settings.max_connections
+        )
 
     def release(self, connection):
         """

@@ -242,6 +242,59 @@ class ProxyTests(ServerTestCase):
         yield c.lost
         self.assertEqual(c.queue.pending, [])
 
+    @defer.inlineCallbacks
+    def test_unknown(self):
+        """
+        A C{PROXY UNKNOWN} header is served under the socket's own address
+        (the balancer's), not reset.
+        """
+        c = yield connect(self.proxy_port(), source="127.0.0.9")
+        self.addCleanup(self.close, c)
+        c.transport.write(b"PROXY UNKNOWN\r\n")
+        self.assertEqual((yield c.next())["type"], "welcome")
+        yield c.next()
+        c.send({"type": "answer", "field": "name", "value": "Balancer"})
+        yield c.next_of("greet")
+        name = yield self.service.factory.identities.name_for("127.0.0.9")
+        self.assertEqual(name, "Balancer")
+
+    test_unknown.timeout = 15  # (before the fix: a reset, and no welcome)
+
+    def proxy_port(self):
+        return list(self.service)[-1].listening.getHost().port
+
+
+class ProxyLimitTests(ServerTestCase):
+    args = (
+        "--listen",
+        "haproxy:tcp:0:interface=127.0.0.1",
+        "--max-connections",
+        "2",
+    )
+
+    @defer.inlineCallbacks
+    def test_waiting_connections_count(self):
+        """
+        Connections still waiting for their header count toward
+        C{--max-connections}: one over the limit is closed at once, and a
+        waiting one is served when its header comes.
+        """
+        port = list(self.service)[-1].listening.getHost().port
+        served = yield connect(port)
+        self.addCleanup(self.close, served)
+        served.transport.write(proxy_v1("198.51.100.7"))
+        self.assertEqual((yield served.next())["type"], "welcome")
+        waiting = yield connect(port)
+        self.addCleanup(self.close, waiting)
+        refused = yield connect(port)  # (accepted after waiting: one queue)
+        self.addCleanup(self.close, refused)
+        yield refused.lost
+        self.assertEqual(refused.queue.pending, [])
+        waiting.transport.write(proxy_v1("198.51.100.8"))
+        self.assertEqual((yield waiting.next())["type"], "welcome")
+
+    test_waiting_connections_count.timeout = 15  # (before the fix: never closed)
+
 
 class ProxyHalfCloseTests(SynchronousTestCase):
     def test_half_close_only_where_the_transport_can(self):
