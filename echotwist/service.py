@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from echotwist.logbudget import ClientLogBudget
 from echotwist.prompts import format_address
 
 log = Logger()
@@ -114,13 +115,15 @@ class EchoService(service.MultiService):
         self.console_out = console_out
         self.console_err = console_err
         self.logfile = None
+        self.log_budget = None
         self._stopping = False
 
     def setServiceParent(self, parent):
         super().setServiceParent(parent)
         if hasattr(parent, "setComponent"):
             observer, self.logfile = open_log(self.log_path, *self._rotate)
-            parent.setComponent(ILogObserver, observer)
+            self.log_budget = ClientLogBudget(observer, self.reactor)
+            parent.setComponent(ILogObserver, self.log_budget)
 
     def privilegedStartService(self):
         service.Service.privilegedStartService(self)
@@ -143,6 +146,8 @@ class EchoService(service.MultiService):
             raise SystemExit(1) from None
 
     def startService(self):
+        if self.log_budget is not None:
+            self.log_budget.start()
         super().startService()
         self.reactor.callWhenRunning(self._take_stop_signals)
 
@@ -178,6 +183,8 @@ class EchoService(service.MultiService):
         service.Service.stopService(self)
         for child in reversed(list(self)):
             yield child.stopService()
+        if self.log_budget is not None:
+            self.log_budget.stop()  # the clients' last summaries
         log.info("stopped")
         # The log file stays open: twistd still writes its last lines after
         # this, and the file is unbuffered, so exiting loses nothing.
