@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 
 from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials, IUsernamePassword, UsernamePassword
+from twisted.cred.credentials import ICredentials, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
@@ -26,21 +26,12 @@ from zope.interface import Attribute, Interface, implementer
 from echotwist import passwords
 from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
 from echotwist.store import LoginTaken
+from echotwist.throttle import RateLimited
 
 __all__ = ["Accounts", "Account", "LoginTaken", "RateLimited", "IssuedToken"]
 
 TOKEN_BYTES = 32  # 256 random bits
 MAX_TOKEN = 256  # longer strings cannot be ours
-
-
-class RateLimited(Exception):
-    """
-    Too many failures lately; the attempt was not even checked.
-    """
-
-    def __init__(self, wait):
-        super().__init__(f"too many failed attempts; try again in {math.ceil(wait)} s")
-        self.wait = wait
 
 
 def token_digest(token):
@@ -78,6 +69,26 @@ class IToken(ICredentials):
     """
 
     token = Attribute("The token, as the client holds it (str).")
+
+
+@implementer(IUsernamePassword)
+class PasswordAttempt:
+    """
+    A login and password (UTF-8 bytes, as L{IUsernamePassword} has them)
+    typed by a client, with the key of the client's address: the hashing
+    queue is bounded per client.
+    """
+
+    def __init__(self, username, password, client):
+        self.username = username
+        self.password = password
+        self.client = client
+
+    def checkPassword(self, password):
+        raise NotImplementedError("echolab checks passwords on its hashing threads")
+
+    def __repr__(self):
+        return f"<PasswordAttempt {self.username!r} from {self.client}>"  # no password
 
 
 @implementer(IToken)
@@ -131,7 +142,7 @@ class PasswordChecker:
         if user is None:
             raise UnauthorizedLogin("unknown login")
         registered, stored = user
-        matches, replacement = yield self._hasher.verify(password, stored)
+        matches, replacement = yield self._hasher.verify(password, stored, creds.client)
         if not matches:
             raise UnauthorizedLogin("wrong password")
         if replacement is not None:
@@ -178,6 +189,7 @@ class Accounts:
     """
     Everything auth mode needs, over the credential store: log in by
     password or token (throttled), register, issue and revoke tokens.
+    Every attempt is counted by the throttle before it is checked.
     Failures and successes are logged with the client address; passwords
     and tokens never are.
     """
@@ -196,11 +208,26 @@ class Accounts:
         )
         passwords.common_passwords()  # now, not on the reactor's time
 
-    def registered_login(self, login):
+    def _refused(self, refusal, what, address):
+        self.log.warn(
+            "{what} from {address}: {why}",
+            what=what,
+            address=address,
+            why=str(refusal),
+            client=address,
+        )
+        return defer.fail(refusal)
+
+    def registered_login(self, login, address):
         """
         @return: a L{Deferred} firing with C{login} as registered, or
-            L{None} when it is not.
+            L{None} when it is not; or failing with L{RateLimited} when
+            C{address} asked about too many logins lately.
         """
+        try:
+            self._throttle.start_lookup(address)
+        except RateLimited as e:
+            return self._refused(e, "refused login look-up", address)
         return self._credentials.user(login).addCallback(lambda row: row and row[0])
 
     def weakness(self, login, password):
@@ -215,64 +242,73 @@ class Accounts:
         @return: a L{Deferred} firing with the L{Account}, or failing with
             L{UnauthorizedLogin} or L{RateLimited}.
         """
-        wait = self._throttle.password_wait(login, address)
-        if wait:
-            self.log.warn(
-                "throttled password login for {login} from {address}",
-                login=login,
-                address=address,
-            )
-            return defer.fail(RateLimited(wait))
-        creds = UsernamePassword(login.encode("utf-8"), password.encode("utf-8"))
+        throttle = self._throttle
+        try:
+            throttle.start_password(login, address)
+        except RateLimited as e:
+            return self._refused(e, f"throttled password login for {login}", address)
+        creds = PasswordAttempt(
+            login.encode("utf-8"), password.encode("utf-8"), throttle.key(address)
+        )
         d = self.portal.login(creds, None, IAccount)
 
         def accepted(result):
             account = result[1]
-            self._throttle.password_succeeded(login, address)
+            throttle.finish_password(login, address, matched=True)
             self.log.info(
                 "{login} logged in with a password from {address}",
                 login=account.login,
                 address=address,
+                client=address,
             )
             return account
 
         def refused(failure):
-            failure.trap(UnauthorizedLogin)
-            self._throttle.password_failed(login, address)
-            self.log.warn(
-                "wrong password for {login} from {address}",
-                login=login,
-                address=address,
-            )
+            wrong = failure.check(UnauthorizedLogin) is not None
+            # A check that never ran (the hashing queue was full, the
+            # client left) is no failure.
+            throttle.finish_password(login, address, matched=False if wrong else None)
+            if wrong:
+                self.log.warn(
+                    "wrong password for {login} from {address}",
+                    login=login,
+                    address=address,
+                    client=address,
+                )
             return failure
 
         return d.addCallbacks(accepted, refused)
 
-    def login_with_token(self, token, address):
+    def login_with_token(self, token, address, refused_before):
         """
+        @param refused_before: whether this connection had a token refused
+            already: while C{address} is throttled for refused tokens, only
+            such connections (the guesser, not its neighbours) are held back.
         @return: a L{Deferred} firing with (L{Account}, token digest), or
             failing with L{UnauthorizedLogin} or L{RateLimited}.
         """
-        wait = self._throttle.token_wait(address)
-        if wait:
-            self.log.warn("throttled token login from {address}", address=address)
-            return defer.fail(RateLimited(wait))
+        try:
+            self._throttle.start_token(address, refused_before)
+        except RateLimited as e:
+            return self._refused(e, "throttled token login", address)
         d = self.portal.login(TokenCredentials(token), None, IAccount)
 
         def accepted(result):
             account = result[1]
-            self._throttle.token_succeeded(address)
             self.log.info(
                 "{login} logged in with a token from {address}",
                 login=account.login,
                 address=address,
+                client=address,
             )
             return account, token_digest(token)
 
         def refused(failure):
             failure.trap(UnauthorizedLogin)
-            self._throttle.token_failed(address)
-            self.log.warn("refused token from {address}", address=address)
+            self._throttle.token_refused(address)
+            self.log.warn(
+                "refused token from {address}", address=address, client=address
+            )
             return failure
 
         return d.addCallbacks(accepted, refused)
@@ -284,9 +320,13 @@ class Accounts:
         its first token.
 
         @return: a L{Deferred} firing with (L{Account}, L{IssuedToken}), or
-            failing with L{LoginTaken}.
+            failing with L{LoginTaken} or L{RateLimited}.
         """
-        hashed = yield self._hasher.hash(password)
+        try:
+            self._throttle.start_registration(address)
+        except RateLimited as e:
+            yield self._refused(e, f"refused registration of {login}", address)
+        hashed = yield self._hasher.hash(password, self._throttle.key(address))
         token = IssuedToken.new(self._clock.seconds(), self._token_ttl)
         try:
             yield self._credentials.add_user(login, hashed, token.digest, token.expires)
@@ -295,9 +335,15 @@ class Accounts:
                 "{login} was registered by another connection first ({address})",
                 login=login,
                 address=address,
+                client=address,
             )
             raise
-        self.log.info("registered {login} from {address}", login=login, address=address)
+        self.log.info(
+            "registered {login} from {address}",
+            login=login,
+            address=address,
+            client=address,
+        )
         return Account(login, self), token
 
     def issue_token(self, login):
@@ -309,9 +355,7 @@ class Accounts:
         """
         Revoke the token with this C{digest}; fires once committed.
         """
-        d = self._credentials.revoke(digest)
-
-        def revoked(_):
-            self.log.info("token revoked by logout from {address}", address=address)
-
-        return d.addCallback(revoked)
+        self.log.info(
+            "revoking a token on logout from {address}", address=address, client=address
+        )
+        return self._credentials.revoke(digest)

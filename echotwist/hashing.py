@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
 from echotwist.passwords import MAX_NORMALIZED, normalize
+from echotwist.workqueue import BoundedWork
 
 
 def cpus_usable():
@@ -100,15 +101,23 @@ def keep_hash_memory(memory_kib):
 
 PRIORITIES = ("idle", "normal")
 
+# A class of 30 behind one NAT address logs in at once and waits a few
+# seconds at most; a flood is refused at once rather than queued for minutes.
+DEFAULT_MAX_PENDING = 256
+DEFAULT_MAX_PENDING_PER_CLIENT = 48
+
 
 class Hasher:
     """
     Hash and verify passwords on a pool of threads of their own, one per
-    usable CPU, at idle priority unless told otherwise.
+    usable CPU, at idle priority unless told otherwise. Each hash is work
+    for one client: it waits in a L{BoundedWork} queue, bounded in all and
+    per client, and is dropped if its client goes before it starts.
 
     @ivar starved_after: at idle priority, seconds a hash may wait for a
         CPU before the log says that logins are being held up.
     @ivar warn_every: seconds between two such warnings.
+    @ivar queue: the L{BoundedWork} of hashes waiting and running.
     """
 
     log = Logger()
@@ -117,7 +126,14 @@ class Hasher:
     _warned_at = None
 
     def __init__(
-        self, context, reactor, threads=None, memory_kib=None, priority="idle"
+        self,
+        context,
+        reactor,
+        threads=None,
+        memory_kib=None,
+        priority="idle",
+        max_pending=DEFAULT_MAX_PENDING,
+        max_pending_per_client=DEFAULT_MAX_PENDING_PER_CLIENT,
     ):
         """
         @param memory_kib: the hashes' memory cost, to keep allocated from
@@ -125,6 +141,9 @@ class Hasher:
         @param priority: C{"idle"}: hash only when the CPU has nothing else
             to do (L{_at_low_priority}); C{"normal"}: take a fair share of
             it, as any thread does.
+        @param max_pending: hashes waiting or running, in all.
+        @param max_pending_per_client: hashes waiting or running for one
+            client address.
         """
         if priority not in PRIORITIES:
             raise ValueError(f"hash priority {priority!r} is not one of {PRIORITIES}")
@@ -134,6 +153,7 @@ class Hasher:
         self.priority = priority
         size = threads or cpus_usable()
         self._pool = ThreadPool(minthreads=0, maxthreads=size, name="echolab-hash")
+        self.queue = BoundedWork(self._run, size, max_pending, max_pending_per_client)
 
     def start(self):
         if self._memory_kib:
@@ -141,28 +161,41 @@ class Hasher:
         self._pool.start()
 
     def stop(self):
+        """
+        Drop the hashes that wait, and wait only for those running: the
+        clients that asked for them are gone when the server stops.
+        """
+        self.queue.stop()
         self._pool.stop()
 
-    def hash(self, password):
+    def hash(self, password, client):
         """
-        @return: a L{Deferred} firing with the hash of C{password}.
+        @param client: who asked (its address key), for the queue's bound.
+        @return: a L{Deferred} firing with the hash of C{password}, or
+            failing with L{RateLimited} when too many hashes wait.
         """
-        return self._run(self.context.hash, normalize(password))
+        return self.queue.submit(client, self.context.hash, normalize(password))
 
-    def verify(self, password, hash):
+    def verify(self, password, hash, client):
         """
         Check C{password} against a stored C{hash}.
 
+        @param client: who asked (its address key), for the queue's bound.
         @return: a L{Deferred} firing with (matches, replacement hash or
-            L{None}); a replacement is given when C{hash} was made under
-            older parameters and the password matches.
+            L{None}), or failing with L{RateLimited} when too many hashes
+            wait; a replacement is given when C{hash} was made under older
+            parameters and the password matches.
         """
         password = normalize(password)
         if len(password) > MAX_NORMALIZED:
             return defer.succeed((False, None))  # could never have been set
-        return self._run(self.context.verify_and_update, password, hash)
+        return self.queue.submit(client, self.context.verify_and_update, password, hash)
 
     def _run(self, function, *args):
+        """
+        Run one hash on the pool (L{BoundedWork} calls this when a thread
+        is free).
+        """
         if self.priority != "idle":
             return threads.deferToThreadPool(self._reactor, self._pool, function, *args)
         d = threads.deferToThreadPool(

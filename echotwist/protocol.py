@@ -16,7 +16,8 @@ order.
 import functools
 import ipaddress
 
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.defer import CancelledError
+from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -86,7 +87,7 @@ def _canonical_host(host):
     return str(mapped or ip)
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHandshakeListener)
 class ServerProtocol(FrameReceiver):
     """
     The server side of one echolab connection.
@@ -112,6 +113,8 @@ class ServerProtocol(FrameReceiver):
     _trickle_call = None
     _stalled_since = None
     _out = None
+    _work = None
+    handshaking = False
 
     def connectionMade(self):
         factory = self.factory
@@ -119,14 +122,22 @@ class ServerProtocol(FrameReceiver):
         self.MAX_LENGTH = factory.settings.max_message
         self.address = peer_host(self.transport.getPeer())
         self.connected_at = self.last_heard = self.clock.seconds()
+        self.handshaking = ISSLTransport.providedBy(self.transport)
         self._no_delay()
         self.transport.registerProducer(self, True)
         refusal = factory.admit(self)
         if refusal:
-            self.log.info("refused {peer}: {why}", peer=self.address, why=refusal)
+            self.log.info(
+                "refused {peer}: {why}",
+                peer=self.address,
+                why=refusal,
+                client=self.address,
+            )
             self.finish(m.error(m.BUSY, refusal), m.bye("Server busy; try later."))
             return
-        self.log.info("connection from {peer}", peer=self._peer_text())
+        self.log.info(
+            "connection from {peer}", peer=self._peer_text(), client=self.address
+        )
         self.session = factory.session_for(self)
         self._out = []  # welcome and what follows: one write
         self._run(self.session.start)
@@ -151,6 +162,8 @@ class ServerProtocol(FrameReceiver):
             if call is not None and call.active():
                 call.cancel()
         self._echoes = self._abort_call = self._trickle_call = None
+        if self._work is not None:
+            self._work.cancel()
         if self.session is not None:
             # Drop our end of the session's cycle (session.peer is us): the
             # connection's objects are then freed at once, not left for the
@@ -161,6 +174,7 @@ class ServerProtocol(FrameReceiver):
                 "disconnected {peer}: {why}",
                 peer=self._peer_text(),
                 why=reason.getErrorMessage(),
+                client=self.address,
             )
             self.factory.release(self)  # last: it may let the server stop
 
@@ -170,6 +184,13 @@ class ServerProtocol(FrameReceiver):
         if port is None:
             return self.address
         return format_address(self.address, port)
+
+    def handshakeCompleted(self):
+        """
+        TLS is up (L{IHandshakeListener}): the login timeout, which counts
+        the handshake in, no longer waits for it.
+        """
+        self.handshaking = False
 
     # Frames in.
 
@@ -225,6 +246,7 @@ class ServerProtocol(FrameReceiver):
             "closing {peer}: frame of {length} bytes is over the limit",
             peer=self._peer_text(),
             length=length,
+            client=self.address,
         )
         self.finish(
             m.error(m.TOO_LARGE, f"a message may have at most {self.MAX_LENGTH} bytes")
@@ -246,8 +268,11 @@ class ServerProtocol(FrameReceiver):
     def _wait(self, result):
         """
         Hold the following messages until the L{Deferred} C{result} fires.
+        The work is the connection's: if the client goes first, it is
+        cancelled (a hash not yet started is dropped).
         """
         self._hold(BUSY)
+        self._work = result
         result.addErrback(self._failed)
         result.addBoth(self._done)
 
@@ -255,11 +280,19 @@ class ServerProtocol(FrameReceiver):
         """
         A message's work is done: write its replies, go on with the next.
         """
+        self._work = None
         self._write_gathered()
         self._release(BUSY)
 
     def _failed(self, failure):
-        self.log.failure("internal error serving {peer}", failure, peer=self.address)
+        if self.lost and failure.check(CancelledError):
+            return  # the client went; its work was dropped
+        self.log.failure(
+            "internal error serving {peer}",
+            failure,
+            peer=self.address,
+            client=self.address,
+        )
         if not self.closing and self.session is not None:
             self.session.refuse(m.SERVER_ERROR, "internal error; please try again")
 
@@ -417,10 +450,12 @@ class ServerProtocol(FrameReceiver):
             return
         settings = self.factory.settings
         why = None
-        if self._stalled_since is not None:
-            if now - self._stalled_since >= settings.stall_timeout:
-                why = "not reading what the server sends"
-        elif self.session is not None and not self.session.ready:
+        if (
+            self._stalled_since is not None
+            and now - self._stalled_since >= settings.stall_timeout
+        ):
+            why = "not reading what the server sends"
+        elif self.handshaking or (self.session is not None and not self.session.ready):
             if now - self.connected_at >= settings.login_timeout:
                 why = "took too long to identify or log in"
         if why is None:
@@ -430,5 +465,10 @@ class ServerProtocol(FrameReceiver):
             elif now - self.last_heard >= settings.idle_timeout:
                 why = "idle for too long"
         if why is not None:
-            self.log.info("timeout for {peer}: {why}", peer=self._peer_text(), why=why)
+            self.log.info(
+                "timeout for {peer}: {why}",
+                peer=self._peer_text(),
+                why=why,
+                client=self.address,
+            )
             self.finish(m.error(m.TIMEOUT, why), m.bye("Timed out; closing."))

@@ -82,6 +82,7 @@ class Session:
                     "closing {peer}: {count} refused messages",
                     peer=self.peer.address,
                     count=self.strikes,
+                    client=self.peer.address,
                 )
                 self.peer.finish(
                     m.error(m.TOO_MANY_ATTEMPTS, "too many refused messages"),
@@ -186,6 +187,7 @@ class IdentSession(Session):
             peer=self.peer.address,
             name=name,
             how="known" if known else "new",
+            client=self.peer.address,
         )
         self.peer.send(m.greet(name, known))
 
@@ -224,13 +226,17 @@ class AuthSession(Session):
         why = m.check_login(login)
         if why:
             return self.refuse(m.BAD_VALUE, why)
-        d = self.server.accounts.registered_login(login)
-        d.addCallback(self._login_looked_up, login)
+        d = self.server.accounts.registered_login(login, self.peer.address)
+        d.addCallbacks(self._login_looked_up, self._rate_limited, (login,))
         return d
 
     def _login_looked_up(self, registered, login):
         self.login = login
         self.ask("new_password" if registered is None else "password")
+
+    def _rate_limited(self, failure):
+        failure.trap(RateLimited)
+        self.refuse(m.RATE_LIMITED, str(failure.value))
 
     def _answer_password(self, password):
         d = self.server.accounts.login_with_password(
@@ -288,7 +294,8 @@ class AuthSession(Session):
         return self._authenticated(token, account, "register")
 
     def _not_registered(self, failure):
-        failure.trap(LoginTaken)
+        if failure.trap(LoginTaken, RateLimited) is RateLimited:
+            return self._rate_limited(failure)
         # Another connection registered this login first: it is now a
         # known login, so its password is what we need.
         self.pending = "password"
@@ -297,7 +304,9 @@ class AuthSession(Session):
     def on_token(self, message):
         if self.ready:
             return self.refuse(m.BAD_STATE, "already logged in")
-        d = self.server.accounts.login_with_token(message.token, self.peer.address)
+        d = self.server.accounts.login_with_token(
+            message.token, self.peer.address, refused_before=self.refused_tokens > 0
+        )
         d.addCallbacks(self._token_accepted, self._token_refused)
         return d
 

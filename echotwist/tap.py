@@ -15,7 +15,12 @@ from twisted.python import usage
 from echotwist import messages, prompts
 from echotwist.auth import Accounts
 from echotwist.factory import EchoFactory
-from echotwist.hashing import PRIORITIES, Hasher
+from echotwist.hashing import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_PENDING_PER_CLIENT,
+    PRIORITIES,
+    Hasher,
+)
 from echotwist.passwords import (
     DEFAULT_MEMORY_KIB,
     DEFAULT_TIME_COST,
@@ -277,6 +282,38 @@ class Options(usage.Options):
             "Longest block after failed logins, seconds.",
             _seconds,
         ),
+        _option(
+            "budget-registrations",
+            _limits.registrations,
+            "Registrations one address may start per 10 minutes.",
+            _count,
+        ),
+        _option(
+            "budget-lookups",
+            _limits.lookups,
+            "Logins one address may ask about per minute.",
+            _count,
+        ),
+        _option(
+            "ipv6-prefix",
+            _limits.ipv6_prefix,
+            "Throttles and budgets count an IPv6 client by its network of "
+            "this many bits.",
+            _number(int, 32, 128),
+        ),
+        _option(
+            "hash-queue",
+            DEFAULT_MAX_PENDING,
+            "Password hashes waiting or running, in all; more are refused "
+            "(rate_limited).",
+            _count,
+        ),
+        _option(
+            "hash-queue-per-address",
+            DEFAULT_MAX_PENDING_PER_CLIENT,
+            "Password hashes waiting or running for one address.",
+            _count,
+        ),
     ]
 
     def parseOptions(self, options=None):
@@ -391,6 +428,9 @@ class Options(usage.Options):
             per_address=self["throttle-address"],
             tokens_per_address=self["throttle-tokens"],
             max_block=self["throttle-max-block"],
+            registrations=self["budget-registrations"],
+            lookups=self["budget-lookups"],
+            ipv6_prefix=self["ipv6-prefix"],
         )
 
 
@@ -443,6 +483,8 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
                 options["hash-threads"],
                 options["hash-memory"],
                 options["hash-priority"],
+                options["hash-queue"],
+                options["hash-queue-per-address"],
             )
             credentials = CredentialStore(database, reactor)
             accounts = Accounts(

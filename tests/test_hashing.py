@@ -47,7 +47,7 @@ class HasherTests(TestCase):
         hasher = _started_hasher(self, passwords._context(1024, 1), **priority)
         seen = []
         hasher.context = _Spy(hasher.context, seen)
-        d = hasher.hash("correct horse battery")
+        d = hasher.hash("correct horse battery", "10.0.0.1")
         return d.addCallback(lambda hashed: (hashed, *seen[0]))
 
     def test_off_reactor_low_priority(self):
@@ -132,9 +132,9 @@ class StarvedHashTests(TestCase):
         the way out; the next one within C{warn_every} is not.
         """
         hasher = self.hasher()
-        d = hasher.hash("correct horse battery")
+        d = hasher.hash("correct horse battery", "10.0.0.1")
         d.addCallback(lambda hashed: self.assertEqual(hashed, "$argon2id$slept"))
-        d.addCallback(lambda _: hasher.hash("correct horse battery"))
+        d.addCallback(lambda _: hasher.hash("correct horse battery", "10.0.0.1"))
 
         def check(_):
             (warning,) = self.warnings()
@@ -147,7 +147,7 @@ class StarvedHashTests(TestCase):
         """
         A hash that did not wait says nothing.
         """
-        d = self.hasher(off_cpu=0).hash("correct horse battery")
+        d = self.hasher(off_cpu=0).hash("correct horse battery", "10.0.0.1")
         return d.addCallback(lambda _: self.assertEqual(self.warnings(), []))
 
     def test_normal_priority_not_warned(self):
@@ -155,7 +155,7 @@ class StarvedHashTests(TestCase):
         At normal priority hashing takes its share like any thread: nothing
         to warn about.
         """
-        d = self.hasher(priority="normal").hash("correct horse battery")
+        d = self.hasher(priority="normal").hash("correct horse battery", "10.0.0.1")
         return d.addCallback(lambda _: self.assertEqual(self.warnings(), []))
 
 

@@ -453,8 +453,8 @@ class LogoutAfterDisconnectTests(ServerTestCase):
     def test_logout_then_hang_up(self):
         """
         A client that sends logout and hangs up before the
-        revocation is committed has its token revoked without an
-        internal error being logged.
+        revocation's commit is answered has its token revoked without an
+        internal error being logged (the work it left is cancelled).
         """
         c = yield self.client()
         yield c.next()
@@ -465,17 +465,16 @@ class LogoutAfterDisconnectTests(ServerTestCase):
         yield c.next_of("greet")
         factory = self.service.factory
         accounts = factory.accounts
-        gate = defer.Deferred()  # holds the revocation until the client left
+        gate = defer.Deferred()  # holds the commit's answer until the client left
         original = accounts.revoke
-        accounts.revoke = lambda digest, address: gate.addCallback(
-            lambda _: original(digest, address)
+        accounts.revoke = lambda digest, address: original(digest, address).addCallback(
+            lambda _: gate
         )
         released = released_once(factory)
         c.send({"type": "logout"})
         c.transport.loseConnection()
         yield released
-        gate.callback(None)
-        yield gate  # (after the session's own callbacks: finish has run)
+        gate.callback(None)  # (cancelled with the connection: a no-op)
         errors = self.flushLoggedErrors()
         again = yield self.client()
         yield again.next()
@@ -710,9 +709,9 @@ class FuzzTests(ProcessTestCase):
 class ConcurrencyTests(ProcessTestCase):
     def test_400_conversations(self):
         """
-        400 connections held at once, a third each in echo, ident
-        (each from a loopback address of its own) and auth mode
-        (each registering), all get the right reply to every message
+        400 connections held at once, a third each in echo, ident and
+        auth mode (each registering; both from a loopback address of
+        their own), all get the right reply to every message
         of their concurrent conversations.
         """
         servers = {mode: self.server(mode) for mode in ("echo", "ident", "auth")}
