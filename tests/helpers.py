@@ -16,10 +16,12 @@ from twisted.application.service import Application
 from twisted.internet import defer, reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import TestCase
+from zope.interface import directlyProvides
 
 from echotwist import tap
 from echotwist.auth import Accounts
@@ -148,11 +150,13 @@ def make_factory(
     settings=None,
     limits=None,
     database=None,
+    hasher=None,
     **overrides,
 ):
     """
     A server factory as C{makeService} builds it, with synchronous stores in
-    a temporary directory (or in C{database}) and a cheap hash.
+    a temporary directory (or in C{database}) and a cheap hash (computed at
+    once unless another C{hasher} is given).
     """
     clock = clock or Clock()
     settings = settings or Settings(mode=mode, **overrides)
@@ -163,7 +167,7 @@ def make_factory(
         identities = IdentityStore(database, clock)
         accounts = Accounts(
             CredentialStore(database, clock),
-            InlineHasher(cheap_context(), None),
+            hasher or InlineHasher(cheap_context(), None),
             LoginThrottle(clock, limits or Limits()),
             clock,
             settings.token_ttl,
@@ -188,11 +192,17 @@ class Conversation:
     the replies as dicts.
     """
 
-    def __init__(self, factory, host="10.0.0.7", port=40000):
+    def __init__(self, factory, host="10.0.0.7", port=40000, tls=False):
+        """
+        @param tls: whether the transport says it is TLS (L{ISSLTransport}),
+            its handshake still to come.
+        """
         self.factory = factory
         self.transport = HalfCloseableTransport(
             peerAddress=IPv4Address("TCP", host, port)
         )
+        if tls:
+            directlyProvides(self.transport, ISSLTransport)
         self.protocol = factory.buildProtocol(self.transport.getPeer())
         self.protocol.makeConnection(self.transport)
 

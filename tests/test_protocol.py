@@ -381,6 +381,55 @@ class TimeoutTests(SynchronousTestCase):
         self.assertEqual(self.c.replies()[0]["code"], "timeout")
 
 
+class LoginTimeoutTests(SynchronousTestCase):
+    """
+    The login timeout runs from accept, whatever else holds the connection.
+    """
+
+    def conversation(self, mode, tls=False):
+        self.clock = Clock()
+        factory = make_factory(self, mode, clock=self.clock, login_timeout=10)
+        factory.startFactory()
+        self.addCleanup(factory.stopFactory)
+        c = Conversation(factory, tls=tls)
+        c.replies()
+        return c
+
+    def test_silent_before_tls_handshake(self):
+        """
+        The attack: a client connects to a TLS port and never starts the
+        handshake. Even in echo mode, where nothing else is asked, it is
+        closed after the login timeout.
+        """
+        c = self.conversation("echo", tls=True)
+        self.clock.pump([1] * 9)
+        self.assertFalse(c.closing)
+        self.clock.pump([1, 1])
+        self.assertTrue(c.closing)
+        self.assertEqual(c.replies()[0]["code"], "timeout")
+
+    def test_handshake_done(self):
+        """
+        Once the handshake completes, an echo-mode connection has no login
+        to wait for.
+        """
+        c = self.conversation("echo", tls=True)
+        c.protocol.handshakeCompleted()
+        self.clock.pump([1] * 20)
+        self.assertFalse(c.closing)
+
+    def test_stalled_output_hides_nothing(self):
+        """
+        A client that neither reads (so the server's output is held back,
+        as TLS holds it before the handshake) nor logs in is closed after
+        the login timeout, not the longer stall timeout.
+        """
+        c = self.conversation("auth")
+        c.protocol.pauseProducing()
+        self.clock.pump([1] * 11)
+        self.assertTrue(c.closing)
+
+
 class LimitTests(SynchronousTestCase):
     def test_busy_total(self):
         """
