@@ -107,11 +107,25 @@ class EchoService(service.MultiService):
         them into the log.
     """
 
-    def __init__(self, reactor, log_path, rotate_bytes, keep, console_out, console_err):
+    def __init__(
+        self,
+        reactor,
+        log_path,
+        rotate_bytes,
+        keep,
+        client_lines,
+        console_out,
+        console_err,
+    ):
+        """
+        @param client_lines: log lines about one client a minute (the
+            L{ClientLogBudget}'s allowance).
+        """
         super().__init__()
         self.reactor = reactor
         self.log_path = log_path
         self._rotate = rotate_bytes, keep
+        self._client_lines = client_lines
         self.console_out = console_out
         self.console_err = console_err
         self.logfile = None
@@ -122,7 +136,9 @@ class EchoService(service.MultiService):
         super().setServiceParent(parent)
         if hasattr(parent, "setComponent"):
             observer, self.logfile = open_log(self.log_path, *self._rotate)
-            self.log_budget = ClientLogBudget(observer, self.reactor)
+            self.log_budget = ClientLogBudget(
+                observer, self.reactor, allowance=self._client_lines
+            )
             parent.setComponent(ILogObserver, self.log_budget)
 
     def privilegedStartService(self):

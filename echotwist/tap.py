@@ -29,6 +29,7 @@ from echotwist.passwords import (
     make_context,
 )
 from echotwist.reactor import install_default
+from echotwist.logbudget import ALLOWANCE
 from echotwist.service import (
     ClientsService,
     DataDirectoryLock,
@@ -157,7 +158,14 @@ class Options(usage.Options):
             "Rotate the log at this size.",
             _number(int, 1000),
         ),
-        _option("log-keep", 5, "Rotated log files to keep.", _number(int, 1, 1000)),
+        _option("log-keep", 10, "Rotated log files to keep.", _number(int, 1, 1000)),
+        _option(
+            "log-client-lines",
+            ALLOWANCE,
+            "Log lines about one client address per minute; the rest are "
+            "counted and summarised in one line.",
+            _number(int, 1, 1_000_000),
+        ),
         _option(
             "max-message",
             _defaults.max_message,
@@ -338,8 +346,10 @@ class Options(usage.Options):
         """
         Also listen on a Twisted endpoint; repeatable. Examples:
         tcp6:9090:interface=\\:\\:1, ssl:9443:privateKey=key.pem:certKey=cert.pem,
-        unix:/run/echolab.sock, haproxy:tcp:9092 (behind a trusted load
-        balancer sending PROXY headers). Without --port, only these.
+        unix:/run/echolab.sock, haproxy:tcp:9092:interface=127.0.0.1 (behind
+        a trusted load balancer sending PROXY headers; bind it to an
+        interface only the balancer reaches). A string listens on every
+        interface unless it names one. Without --port, only these.
         """
         try:
             # Parsing checks the string and loads any certificate files; the
@@ -463,6 +473,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         options["log-file"],
         options["log-rotate-bytes"],
         options["log-keep"],
+        options["log-client-lines"],
         stdout or sys.stdout,
         stderr or sys.stderr,
     )

@@ -305,7 +305,7 @@ class ServiceTests(SynchronousTestCase):
         """
         reactor = FakeReactor()
         path = self.mktemp()
-        top = EchoService(reactor, path, 1_000_000, 2, None, None)
+        top = EchoService(reactor, path, 1_000_000, 2, 30, None, None)
         application = Application("echolab")
         top.setServiceParent(application)
         self.addCleanup(top.logfile.close)

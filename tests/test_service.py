@@ -109,6 +109,7 @@ class Top(EchoService):
             os.path.join(testcase.mktemp() + ".log"),
             1000,
             2,
+            30,
             self.out,
             self.err,
         )
