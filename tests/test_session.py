@@ -253,9 +253,7 @@ class AuthTests(SynchronousTestCase):
                 weak,
             )
         longest = "".join(hashlib.sha256(bytes([i])).hexdigest() for i in range(16))
-        self.assertEqual(
-            self.answer(c, "new_password", longest)[0]["type"], "auth_ok"
-        )
+        self.assertEqual(self.answer(c, "new_password", longest)[0]["type"], "auth_ok")
 
     def test_bad_logins(self):
         """
