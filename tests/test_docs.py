@@ -44,5 +44,5 @@ class DocsTests(SynchronousTestCase):
             "listen",
         }
         for name in ("README.md", os.path.join("docs", "protocol.md")):
-            for option in re.findall(r"`[^`]*?--([a-z][a-z-]+)", read(name)):
+            for option in re.findall(r"`[^`]*?--([a-z][a-z0-9-]+)", read(name)):
                 self.assertIn(option, known | other, f"{name}: --{option}")
