@@ -208,7 +208,7 @@ class Accounts:
         )
         passwords.common_passwords()  # now, not on the reactor's time
 
-    def _refused(self, refusal, what, address):
+    def _log_refusal(self, refusal, what, address):
         self.log.warn(
             "{what} from {address}: {why}",
             what=what,
@@ -216,7 +216,6 @@ class Accounts:
             why=str(refusal),
             client=address,
         )
-        return defer.fail(refusal)
 
     def registered_login(self, login, address):
         """
@@ -227,7 +226,8 @@ class Accounts:
         try:
             self._throttle.start_lookup(address)
         except RateLimited as e:
-            return self._refused(e, "refused login look-up", address)
+            self._log_refusal(e, "refused login look-up", address)
+            return defer.fail(e)
         return self._credentials.user(login).addCallback(lambda row: row and row[0])
 
     def weakness(self, login, password):
@@ -246,7 +246,8 @@ class Accounts:
         try:
             throttle.start_password(login, address)
         except RateLimited as e:
-            return self._refused(e, f"throttled password login for {login}", address)
+            self._log_refusal(e, f"throttled password login for {login}", address)
+            return defer.fail(e)
         creds = PasswordAttempt(
             login.encode("utf-8"), password.encode("utf-8"), throttle.key(address)
         )
@@ -290,7 +291,8 @@ class Accounts:
         try:
             self._throttle.start_token(address, refused_before)
         except RateLimited as e:
-            return self._refused(e, "throttled token login", address)
+            self._log_refusal(e, "throttled token login", address)
+            return defer.fail(e)
         d = self.portal.login(TokenCredentials(token), None, IAccount)
 
         def accepted(result):
@@ -325,7 +327,8 @@ class Accounts:
         try:
             self._throttle.start_registration(address)
         except RateLimited as e:
-            yield self._refused(e, f"refused registration of {login}", address)
+            self._log_refusal(e, f"refused registration of {login}", address)
+            raise
         hashed = yield self._hasher.hash(password, self._throttle.key(address))
         token = IssuedToken.new(self._clock.seconds(), self._token_ttl)
         try:
