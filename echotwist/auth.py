@@ -28,7 +28,7 @@ from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
 from echotwist.store import LoginTaken
 from echotwist.throttle import RateLimited
 
-__all__ = ["Accounts", "Account", "LoginTaken", "RateLimited", "IssuedToken"]
+__all__ = ["Accounts", "LoggedIn", "LoginTaken", "RateLimited", "IssuedToken"]
 
 TOKEN_BYTES = 32  # 256 random bits
 MAX_TOKEN = 256  # longer strings cannot be ours
@@ -107,16 +107,27 @@ class IAccount(Interface):
 
 @implementer(IAccount)
 class Account:
-    def __init__(self, login, accounts):
+    def __init__(self, login):
         self.login = login
-        self._accounts = accounts
 
-    def issue_token(self):
-        """
-        @return: a L{Deferred} firing with a new L{IssuedToken} for this
-            account, once it is stored.
-        """
-        return self._accounts.issue_token(self.login)
+
+@dataclass(frozen=True)
+class LoggedIn:
+    """
+    What every way of logging in gives: who, how, and the token the
+    connection holds from then on, which its C{logout} revokes.
+
+    @ivar login: the login as registered.
+    @ivar via: C{"password"}, C{"token"} or C{"register"}.
+    @ivar digest: the digest of the connection's token.
+    @ivar token: the L{IssuedToken} to hand the client (after a password
+        or a registration), or L{None} (it logged in with its own).
+    """
+
+    login: str
+    via: str
+    digest: bytes
+    token: object = None
 
 
 @implementer(ICredentialsChecker)
@@ -176,13 +187,10 @@ class TokenChecker:
 
 @implementer(IRealm)
 class Realm:
-    def __init__(self, accounts):
-        self._accounts = accounts
-
     def requestAvatar(self, avatarId, mind, *interfaces):
         if IAccount not in interfaces:
             raise NotImplementedError("echolab only has accounts")
-        return IAccount, Account(avatarId, self._accounts), lambda: None
+        return IAccount, Account(avatarId), lambda: None
 
 
 class Accounts:
@@ -203,7 +211,7 @@ class Accounts:
         self._clock = clock
         self._token_ttl = token_ttl
         self.portal = Portal(
-            Realm(self),
+            Realm(),
             [PasswordChecker(credentials, hasher), TokenChecker(credentials)],
         )
         passwords.common_passwords()  # now, not on the reactor's time
@@ -239,8 +247,8 @@ class Accounts:
 
     def login_with_password(self, login, password, address):
         """
-        @return: a L{Deferred} firing with the L{Account}, or failing with
-            L{UnauthorizedLogin} or L{RateLimited}.
+        @return: a L{Deferred} firing with L{LoggedIn} (a new token issued),
+            or failing with L{UnauthorizedLogin} or L{RateLimited}.
         """
         throttle = self._throttle
         try:
@@ -254,15 +262,15 @@ class Accounts:
         d = self.portal.login(creds, None, IAccount)
 
         def accepted(result):
-            account = result[1]
+            registered = result[1].login
             throttle.finish_password(login, address, matched=True)
             self.log.info(
                 "{login} logged in with a password from {address}",
-                login=account.login,
+                login=registered,
                 address=address,
                 client=address,
             )
-            return account
+            return self._issue_token(registered, "password")
 
         def refused(failure):
             wrong = failure.check(UnauthorizedLogin) is not None
@@ -285,8 +293,8 @@ class Accounts:
         @param refused_before: whether this connection had a token refused
             already: while C{address} is throttled for refused tokens, only
             such connections (the guesser, not its neighbours) are held back.
-        @return: a L{Deferred} firing with (L{Account}, token digest), or
-            failing with L{UnauthorizedLogin} or L{RateLimited}.
+        @return: a L{Deferred} firing with L{LoggedIn}, or failing with
+            L{UnauthorizedLogin} or L{RateLimited}.
         """
         try:
             self._throttle.start_token(address, refused_before)
@@ -296,14 +304,14 @@ class Accounts:
         d = self.portal.login(TokenCredentials(token), None, IAccount)
 
         def accepted(result):
-            account = result[1]
+            registered = result[1].login
             self.log.info(
                 "{login} logged in with a token from {address}",
-                login=account.login,
+                login=registered,
                 address=address,
                 client=address,
             )
-            return account, token_digest(token)
+            return LoggedIn(registered, "token", token_digest(token))
 
         def refused(failure):
             failure.trap(UnauthorizedLogin)
@@ -321,8 +329,8 @@ class Accounts:
         Register C{login} (whose password was checked by L{weakness}) with
         its first token.
 
-        @return: a L{Deferred} firing with (L{Account}, L{IssuedToken}), or
-            failing with L{LoginTaken} or L{RateLimited}.
+        @return: a L{Deferred} firing with L{LoggedIn} (its first token
+            issued), or failing with L{LoginTaken} or L{RateLimited}.
         """
         try:
             self._throttle.start_registration(address)
@@ -347,12 +355,17 @@ class Accounts:
             address=address,
             client=address,
         )
-        return Account(login, self), token
+        return LoggedIn(login, "register", token.digest, token)
 
-    def issue_token(self, login):
+    def _issue_token(self, login, via):
+        """
+        Store a new token for C{login} (as registered).
+
+        @return: a L{Deferred} firing with L{LoggedIn} once it is stored.
+        """
         token = IssuedToken.new(self._clock.seconds(), self._token_ttl)
         d = self._credentials.add_token(login, token.digest, token.expires)
-        return d.addCallback(lambda _: token)
+        return d.addCallback(lambda _: LoggedIn(login, via, token.digest, token))
 
     def revoke(self, digest, address):
         """

@@ -242,14 +242,7 @@ class AuthSession(Session):
         d = self.server.accounts.login_with_password(
             self.login, password, self.peer.address
         )
-        d.addCallbacks(self._password_accepted, self._password_refused)
-        return d
-
-    def _password_accepted(self, account):
-        if self.peer.lost:  # the client hung up while its password was hashed
-            return None
-        d = account.issue_token()
-        d.addCallback(self._authenticated, account, "password")
+        d.addCallbacks(self._logged_in, self._password_refused)
         return d
 
     def _password_refused(self, failure):
@@ -286,12 +279,8 @@ class AuthSession(Session):
         if why:
             return self.refuse(m.WEAK_PASSWORD, why)
         d = accounts.register(self.login, password, self.peer.address)
-        d.addCallbacks(self._registered, self._not_registered)
+        d.addCallbacks(self._logged_in, self._not_registered)
         return d
-
-    def _registered(self, account_and_token):
-        account, token = account_and_token
-        return self._authenticated(token, account, "register")
 
     def _not_registered(self, failure):
         if failure.trap(LoginTaken, RateLimited) is RateLimited:
@@ -307,13 +296,8 @@ class AuthSession(Session):
         d = self.server.accounts.login_with_token(
             message.token, self.peer.address, refused_before=self.refused_tokens > 0
         )
-        d.addCallbacks(self._token_accepted, self._token_refused)
+        d.addCallbacks(self._logged_in, self._token_refused)
         return d
-
-    def _token_accepted(self, account_and_digest):
-        account, digest = account_and_digest
-        self.token_digest = digest
-        self._welcome_in(account, m.auth_ok(account.login, "token"))
 
     def _token_refused(self, failure):
         failure.trap(UnauthorizedLogin, RateLimited)
@@ -326,17 +310,22 @@ class AuthSession(Session):
             "the token is unknown, expired or revoked",
         )
 
-    def _authenticated(self, token, account, via):
-        self.token_digest = token.digest
-        self._welcome_in(
-            account, m.auth_ok(account.login, via, token.value, token.expires)
-        )
-
-    def _welcome_in(self, account, auth_ok):
+    def _logged_in(self, logged_in):
+        """
+        Authenticated (L{echotwist.auth.LoggedIn}): C{auth_ok}, with the new
+        token if one was issued, then C{greet}.
+        """
+        self.token_digest = logged_in.digest
         self.pending = None
         self.ready = True
-        self.peer.send(auth_ok)
-        self.peer.send(m.greet(account.login, known=auth_ok["via"] != "register"))
+        token = logged_in.token
+        if token is None:
+            self.peer.send(m.auth_ok(logged_in.login, logged_in.via))
+        else:
+            self.peer.send(
+                m.auth_ok(logged_in.login, logged_in.via, token.value, token.expires)
+            )
+        self.peer.send(m.greet(logged_in.login, known=logged_in.via != "register"))
 
     def on_logout(self, message):
         if not self.ready:

@@ -118,6 +118,22 @@ class HashQueueTests(AuthBoundsCase):
         )
         self.assertEqual(self.flushLoggedErrors(), [])
 
+    def test_no_token_for_a_client_gone(self):
+        """
+        A client that hangs up while its password is checked gets no token
+        issued for nobody.
+        """
+        self.register("gus")
+        stored = []
+        credentials = self.factory.accounts._credentials
+        self.patch(credentials, "add_token", lambda *args: stored.append(args))
+        c = self.asked("gus")
+        c.send({"type": "answer", "field": "password", "value": PASSWORD})
+        c.lose()
+        self.hasher.finish()
+        self.assertEqual(stored, [])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_bounded_per_address(self):
         """
         One address has at most C{max_pending_per_client} hashes waiting or

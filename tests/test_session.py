@@ -560,26 +560,3 @@ class ConnectionBoundTests(SynchronousTestCase):
             kinds(c.replies()), [("error", "too_many_attempts"), ("bye", None)]
         )
         self.assertTrue(c.closing)
-
-    def test_hang_up_while_hashing(self):
-        """
-        A client that hangs up while its password is being checked gets no
-        token issued for nobody.
-        """
-        from twisted.internet import defer
-
-        accounts = self.factory.accounts
-        held = defer.Deferred()
-        original = accounts.login_with_password
-        accounts.login_with_password = lambda *a: held.addCallback(
-            lambda _: original(*a)
-        )
-        c = Conversation(self.factory, host="10.0.0.8")
-        c.replies()
-        c.send({"type": "answer", "field": "login", "value": "gus"})
-        c.send({"type": "answer", "field": "password", "value": PASSWORD})
-        c.lose()
-        issued = []
-        self.patch(accounts, "issue_token", lambda login: issued.append(login))
-        held.callback(None)
-        self.assertEqual(issued, [])
