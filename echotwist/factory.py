@@ -5,7 +5,6 @@ credential stores, the connection limits, and the clock that times
 connections out.
 """
 
-import ipaddress
 from collections import Counter
 
 from twisted.internet import defer
@@ -15,20 +14,12 @@ from twisted.logger import Logger
 
 from echotwist import __version__
 from echotwist import messages as m
+from echotwist.addresses import is_loopback
 from echotwist.protocol import ServerProtocol
 from echotwist.proxy import IClaimedAddress
 from echotwist.session import SESSIONS
 
 SWEEP_INTERVAL = 1.0
-
-
-def is_loopback(address):
-    if address == "local":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
 
 
 def on_this_machine(connection):

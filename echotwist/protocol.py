@@ -13,9 +13,6 @@ per connection stays bounded, and messages are handled one at a time, in
 order.
 """
 
-import functools
-import ipaddress
-
 from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
 from twisted.logger import Logger
@@ -23,6 +20,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from echotwist import messages as m
+from echotwist.addresses import peer_host
 from echotwist.framing import FrameReceiver
 from echotwist.prompts import format_address
 from echotwist.wire import HEADER
@@ -48,18 +46,6 @@ TRICKLE_PAUSE = 0.01
 READ_AHEAD = 65536
 
 
-def peer_host(address):
-    """
-    The client's IP address as text, IPv4-mapped IPv6 given as IPv4, so one
-    client is one key for ident mode, limits and throttling ("local" for a
-    UNIX socket).
-    """
-    host = getattr(address, "host", None)
-    if host is None:  # a UNIX socket: a client on this machine
-        return "local"
-    return _canonical_host(host)
-
-
 def close_writing(transport):
     """
     Half-close C{transport} where it can itself (TCP). A wrapper such as TLS
@@ -70,21 +56,6 @@ def close_writing(transport):
         transport.loseWriteConnection()
     else:
         transport.loseConnection()
-
-
-@functools.lru_cache(maxsize=4096)
-def _canonical_host(host):
-    """
-    C{host} in C{ipaddress}'s canonical form (IPv4-mapped as IPv4, no zone).
-    Cached (bounded): clients come back, and C{ipaddress} takes some
-    microseconds of the reactor's time for every new connection.
-    """
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return str(mapped or ip)
 
 
 @implementer(IPushProducer, IHandshakeListener)

@@ -29,7 +29,8 @@ from twisted.protocols.haproxy._v2parser import V2Parser
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import Interface, alsoProvides, implementer
 
-from echotwist.protocol import close_writing, peer_host
+from echotwist.addresses import peer_host
+from echotwist.protocol import close_writing
 
 HEADER_TIMEOUT = 10.0  # a balancer sends the header at once
 V1_LONGEST = 107  # the longest v1 header line the spec allows, CRLF included

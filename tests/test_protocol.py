@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import __version__
-from echotwist.protocol import READ_AHEAD, peer_host
+from echotwist.protocol import READ_AHEAD
 from echotwist.wire import HEADER
 from tests.helpers import Conversation, frame, make_factory
 
@@ -464,20 +464,6 @@ class LimitTests(SynchronousTestCase):
             self.assertEqual(
                 Conversation(factory, host="127.0.0.1").types(), ["welcome"]
             )
-
-
-class PeerHostTests(SynchronousTestCase):
-    def test_ipv4_mapped(self):
-        """
-        IPv4-mapped IPv6 addresses count as the IPv4 address.
-        """
-        from twisted.internet.address import IPv4Address, IPv6Address
-
-        self.assertEqual(peer_host(IPv4Address("TCP", "10.1.2.3", 1)), "10.1.2.3")
-        self.assertEqual(
-            peer_host(IPv6Address("TCP", "::ffff:10.1.2.3", 1)), "10.1.2.3"
-        )
-        self.assertEqual(peer_host(IPv6Address("TCP", "2001:DB8::1", 1)), "2001:db8::1")
 
 
 class TrickleTests(SynchronousTestCase):

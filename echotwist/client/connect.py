@@ -8,7 +8,6 @@ A TLS failure is never answered by trying plain TCP: the connection fails
 and L{describe_failure} says why in one line.
 """
 
-import ipaddress
 import re
 
 from OpenSSL.SSL import Error as SSLError
@@ -16,6 +15,7 @@ from service_identity import VerificationError
 from twisted.internet import error, ssl
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 
+from echotwist.addresses import is_loopback, peer_host
 from echotwist.prompts import format_address
 
 _PEM_CERTIFICATE = re.compile(
@@ -71,24 +71,6 @@ def endpoint_for(reactor, host, port, tls=False, trust_root=None, timeout=10):
     return wrapClientTLS(options, endpoint)
 
 
-def is_loopback(address):
-    """
-    Whether a connection's peer address is this machine's loopback
-    (127.0.0.0/8, ::1, or an IPv4-mapped 127.x address).
-
-    @param address: an C{IAddress} (from C{transport.getPeer()}).
-    """
-    host = getattr(address, "host", None)
-    if not host:
-        return False
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return (mapped or ip).is_loopback
-
-
 def secrets_allowed(peer, tls, insecure):
     """
     Whether a password or a token may be sent on a connection to C{peer}:
@@ -97,7 +79,7 @@ def secrets_allowed(peer, tls, insecure):
 
     @return: (allowed, why not), the reason for a person.
     """
-    if tls or insecure or is_loopback(peer):
+    if tls or insecure or is_loopback(peer_host(peer)):
         return True, ""
     host = getattr(peer, "host", peer)
     return False, f"{host} is not this machine and the connection is not encrypted"
