@@ -23,9 +23,8 @@ from echotwist import messages as m
 from echotwist.addresses import peer_host
 from echotwist.framing import FrameReceiver
 from echotwist.prompts import format_address
-from echotwist.wire import HEADER
+from echotwist.wire import header
 
-_pack = HEADER.pack
 
 # Reasons to hold messages back, as bits of ServerProtocol._holds.
 BUSY = 1  # a message's work is under way
@@ -284,13 +283,13 @@ class ServerProtocol(FrameReceiver):
         out = self._out
         if out is None:
             if not self._holds & BUSY:
-                self.transport.writeSequence((_pack(len(payload)), payload))
+                self.transport.writeSequence((header(len(payload)), payload))
                 return
             out = self._out = []  # written when the work is done (_done)
         if len(payload) < 2048:  # fewer, larger pieces for small replies
-            out.append(_pack(len(payload)) + payload)
+            out.append(header(len(payload)) + payload)
         else:  # a large payload is not copied to join its header
-            out += (_pack(len(payload)), payload)
+            out += (header(len(payload)), payload)
 
     def _write_gathered(self):
         """
@@ -319,7 +318,7 @@ class ServerProtocol(FrameReceiver):
     def _write_echoes(self):
         write = self.transport.writeSequence
         for payload in self._echoes:
-            write((_pack(len(payload)), payload))
+            write((header(len(payload)), payload))
             if self._holds & OUTPUT:
                 return
         self._echoes = None

@@ -45,6 +45,13 @@ class IncompleteFrame(FrameError, EOFError):
     """
 
 
+header = HEADER.pack
+"""
+C{header(length)}: the length prefix of a payload of C{length} bytes, for
+writers that send it and the payload as two pieces (no copy of the payload).
+"""
+
+
 def frame(payload):
     """
     Prefix C{payload} with its length.
@@ -54,7 +61,29 @@ def frame(payload):
     """
     if len(payload) > MAX_PAYLOAD:
         raise FrameError(f"payload of {len(payload)} bytes does not fit a frame")
-    return HEADER.pack(len(payload)) + payload
+    return header(len(payload)) + payload
+
+
+def split_frames(data):
+    """
+    The payloads of C{data}, a whole number of frames.
+
+    @type data: L{bytes}
+    @rtype: L{list} of L{bytes}
+    @raise IncompleteFrame: if C{data} ends in the middle of a frame.
+    """
+    payloads = []
+    offset = 0
+    while offset < len(data):
+        if len(data) - offset < HEADER_SIZE:
+            raise IncompleteFrame("the data ends inside a length prefix")
+        (length,) = HEADER.unpack_from(data, offset)
+        start = offset + HEADER_SIZE
+        offset = start + length
+        if offset > len(data):
+            raise IncompleteFrame("the data ends inside a payload")
+        payloads.append(data[start:offset])
+    return payloads
 
 
 def encode_text(text):

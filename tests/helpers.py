@@ -23,7 +23,7 @@ from twisted.logger import ILogObserver, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from zope.interface import directlyProvides
 
-from echotwist import tap
+from echotwist import tap, wire
 from echotwist.auth import Accounts
 from echotwist.factory import EchoFactory
 from echotwist.framing import FrameReceiver
@@ -33,7 +33,7 @@ from echotwist.service import ListenerService
 from echotwist.settings import Settings
 from echotwist.store import CredentialStore, Database, IdentityStore
 from echotwist.throttle import Limits, LoginThrottle
-from echotwist.wire import HEADER, decode_message, encode_message
+from echotwist.wire import decode_message, encode_message
 
 
 # Hypothesis as Twisted's own test suite configures it
@@ -60,8 +60,9 @@ def frame(message):
     """
     One framed message from a dict (or raw bytes as the payload).
     """
-    payload = message if isinstance(message, bytes) else encode_message(message)
-    return HEADER.pack(len(payload)) + payload
+    return wire.frame(
+        message if isinstance(message, bytes) else encode_message(message)
+    )
 
 
 def unframe(data):
@@ -69,15 +70,7 @@ def unframe(data):
     Split bytes written by a server into messages, checking that nothing
     is left over.
     """
-    messages = []
-    offset = 0
-    while offset < len(data):
-        (length,) = HEADER.unpack_from(data, offset)
-        payload = data[offset + 4 : offset + 4 + length]
-        assert len(payload) == length, "truncated frame"
-        messages.append(decode_message(payload))
-        offset += 4 + length
-    return messages
+    return [decode_message(payload) for payload in wire.split_frames(data)]
 
 
 class InlineDatabase(Database):

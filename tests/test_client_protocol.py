@@ -10,7 +10,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client.protocol import ClientProtocol
-from echotwist.wire import HEADER
+from echotwist.wire import header
 
 from .helpers import frame, unframe
 
@@ -112,8 +112,8 @@ class ClientProtocolTests(SynchronousTestCase):
         self.protocol.dataReceived(frame(dict(WELCOME, max_message=100_000)))
         self.assertEqual(self.protocol.max_message, 100_000)
         self.assertEqual(self.protocol.MAX_LENGTH, 800_000)
-        self.protocol.dataReceived(HEADER.pack(800_001) + b"x" * 10)
-        self.protocol.dataReceived(HEADER.pack(800_001))
+        self.protocol.dataReceived(header(800_001) + b"x" * 10)
+        self.protocol.dataReceived(header(800_001))
         self.assertEqual(self.handler.events[1:], [("too_large", 800_001)])
         self.assertTrue(self.transport.disconnecting)
 

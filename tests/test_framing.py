@@ -9,7 +9,7 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.framing import FrameReceiver
-from echotwist.wire import HEADER
+from echotwist.wire import frame, header
 
 
 class Recorder(FrameReceiver):
@@ -27,7 +27,7 @@ class Recorder(FrameReceiver):
 
 
 def framed(*payloads):
-    return b"".join(HEADER.pack(len(p)) + p for p in payloads)
+    return b"".join(frame(p) for p in payloads)
 
 
 def receiver():
@@ -119,7 +119,7 @@ class LimitTests(SynchronousTestCase):
         and everything after it is discarded unread.
         """
         r = receiver()
-        r.dataReceived(framed(b"ok") + HEADER.pack(101))
+        r.dataReceived(framed(b"ok") + header(101))
         r.dataReceived(b"z" * 50)
         r.dataReceived(framed(b"later"))
         self.assertEqual(r.frames, [b"ok"])
@@ -133,7 +133,7 @@ class LimitTests(SynchronousTestCase):
         """
         for length in (2**31, 2**32 - 1):
             r = receiver()
-            r.dataReceived(HEADER.pack(length))
+            r.dataReceived(header(length))
             self.assertEqual(r.exceeded, [length])
 
     def test_header_split(self):
@@ -141,11 +141,11 @@ class LimitTests(SynchronousTestCase):
         An oversized length is noticed when its fourth byte arrives.
         """
         r = receiver()
-        header = HEADER.pack(5000)
+        prefix = header(5000)
         for i in range(3):
-            r.dataReceived(header[i : i + 1])
+            r.dataReceived(prefix[i : i + 1])
             self.assertEqual(r.exceeded, [])
-        r.dataReceived(header[3:])
+        r.dataReceived(prefix[3:])
         self.assertEqual(r.exceeded, [5000])
 
 

@@ -20,7 +20,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.protocol import TRICKLE_PAUSE
-from echotwist.wire import HEADER
+from echotwist.wire import frame, header
 from tests import contract_model as model
 from tests.helpers import (
     HYPOTHESIS,
@@ -465,12 +465,12 @@ def check_program(testcase, mode, program, max_bad_messages, count=True):
                 length = factory.settings.max_message + action[1]
                 STATS[mode, state_of(conn), "oversize"] += 1
                 expected = conn.frame(length)
-                conversation.send_bytes(HEADER.pack(length) + action[2])
+                conversation.send_bytes(header(length) + action[2])
             else:
                 payload = materialize(action, conn)
                 STATS[mode, state_of(conn), payload_kind(payload)] += 1
                 expected = conn.receive(payload)
-                conversation.send_bytes(HEADER.pack(len(payload)) + payload)
+                conversation.send_bytes(frame(payload))
             actual = conversation.replies()
             testcase.assertEqual([model.normalize(m) for m in actual], expected, action)
             conn.bind(actual)
@@ -547,7 +547,7 @@ class SplitTests(SynchronousTestCase):
                 continue
             payload = materialize(action, conn)
             conn.receive(payload)
-            stream += HEADER.pack(len(payload)) + payload
+            stream += frame(payload)
         stream += tail
         whole = self.run_stream(runner, [stream])
         pieces = []
@@ -566,7 +566,7 @@ class SplitTests(SynchronousTestCase):
     tails = st.one_of(
         st.just(b""),
         st.binary(max_size=6),  # a frame left unfinished
-        st.sampled_from([HEADER.pack(65537) + b"junk", HEADER.pack(2**32 - 1)]),
+        st.sampled_from([header(65537) + b"junk", header(2**32 - 1)]),
     )
     cuts = st.lists(st.integers(1, 64), min_size=1, max_size=20) | st.just([1])
 

@@ -17,6 +17,7 @@ from echotwist.wire import (
     encode_message,
     encode_text,
     frame,
+    split_frames,
 )
 
 
@@ -167,3 +168,21 @@ class MessageSocketTests(SynchronousTestCase):
                     self.assertIsInstance(peer, MessageSocket)
                     client.send_message({"type": "quit"})
                     self.assertEqual(peer.recv_message(), {"type": "quit"})
+
+
+class SplitFramesTests(SynchronousTestCase):
+    def test_split(self):
+        """
+        Frames written back to back split into their payloads, empty ones
+        included.
+        """
+        data = frame(b"one") + frame(b"") + frame("два".encode())
+        self.assertEqual(split_frames(data), [b"one", b"", "два".encode()])
+
+    def test_incomplete(self):
+        """
+        Data that ends inside a prefix or a payload is refused.
+        """
+        for cut in (2, 6):
+            with self.assertRaises(IncompleteFrame):
+                split_frames(frame(b"payload")[:cut])
