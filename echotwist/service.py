@@ -7,6 +7,7 @@ the listening port with its fallback to the next free port.
 import fcntl
 import os
 import signal
+import sys
 import time
 
 from twisted.application import service
@@ -102,9 +103,9 @@ class EchoService(service.MultiService):
     file the application's log observer, so every service message (and
     twistd's own) goes there and the console only shows the listening line.
 
-    @ivar console: where the listening line and start-up failures go: the
-        real standard output and error, captured before twistd redirects
-        them into the log.
+    @ivar console_out: where the listening line goes, and
+    @ivar console_err: where a start-up failure goes: by default the real
+        standard output and error (see L{console}); L{None} once started.
     """
 
     def __init__(
@@ -116,18 +117,31 @@ class EchoService(service.MultiService):
         client_lines,
         console_out,
         console_err,
+        daemon=False,
     ):
         """
         @param client_lines: log lines about one client a minute (the
             L{ClientLogBudget}'s allowance).
+        @param console_out: where the listening line goes, and
+        @param console_err: where a start-up failure goes; L{None} for the
+            real standard output and error: duplicates of them once the
+            service is attached to twistd's application, closed once the
+            server has started.
+        @param daemon: twistd is about to daemonize this process (see
+            L{leave_failures_to_the_daemon}).
         """
         super().__init__()
         self.reactor = reactor
         self.log_path = log_path
         self._rotate = rotate_bytes, keep
         self._client_lines = client_lines
-        self.console_out = console_out
-        self.console_err = console_err
+        self._to_duplicate = [
+            fd for fd, given in ((1, console_out), (2, console_err)) if given is None
+        ]
+        self.console_out = sys.stdout if console_out is None else console_out
+        self.console_err = sys.stderr if console_err is None else console_err
+        self._owned_console = []
+        self._daemon = daemon
         self.logfile = None
         self.log_budget = None
         self._stopping = False
@@ -135,37 +149,99 @@ class EchoService(service.MultiService):
     def setServiceParent(self, parent):
         super().setServiceParent(parent)
         if hasattr(parent, "setComponent"):
+            self._duplicate_console()
             observer, self.logfile = open_log(self.log_path, *self._rotate)
             self.log_budget = ClientLogBudget(
                 observer, self.reactor, allowance=self._client_lines
             )
             parent.setComponent(ILogObserver, self.log_budget)
+            if self._daemon:
+                leave_failures_to_the_daemon()
 
     def privilegedStartService(self):
+        """
+        Start the children, or undo what did start, say why in one line on
+        the console, and raise: twistd then reports the failure as its own
+        (exit status 1, the pid file removed), through its status pipe when
+        it daemonized. An exception, not L{SystemExit}: twistd only reports
+        exceptions, and its daemon's parent would wait for a status forever.
+        """
         service.Service.privilegedStartService(self)
         started = []
         try:
             for child in self:
                 child.privilegedStartService()
                 started.append(child)
-        except StartupError as e:
-            # Undo what did start (the stores' threads would otherwise keep
-            # the process alive after SystemExit), then exit with one line.
-            for child in reversed(started):
-                try:
-                    child.stopService()
-                except Exception:  # (a TimerService that never started raises)
-                    pass
-            log.error("cannot start: {why}", why=str(e))
-            self.console_err.write(f"echolab: {e}\n")
-            self.console_err.flush()
-            raise SystemExit(1) from None
+        except Exception as e:
+            self._abandon_start(started, e)
+            raise
 
     def startService(self):
-        if self.log_budget is not None:
-            self.log_budget.start()
-        super().startService()
+        try:
+            if self.log_budget is not None:
+                self.log_budget.start()
+            super().startService()
+        except Exception as e:
+            self._abandon_start(list(self), e)
+            raise
         self.reactor.callWhenRunning(self._take_stop_signals)
+        # Started: twistd tells its daemon's parent so next, and the parent
+        # exits; the daemon keeps no hold on the starter's terminal or pipe.
+        self._release_console()
+
+    def _abandon_start(self, started, e):
+        """
+        Stop the C{started} children (the stores' threads would otherwise
+        keep the process alive), and say why the server cannot start.
+        """
+        for child in reversed(started):
+            try:
+                child.stopService()
+            except Exception:  # (a TimerService that never started raises)
+                pass
+        if isinstance(e, StartupError):
+            why = str(e)
+        else:
+            why = f"cannot start: {type(e).__name__}: {e}"
+        log.error("cannot start: {why}", why=why)
+        self._tell(self.console_err, f"echolab: {why}")
+        self._release_console()
+
+    @staticmethod
+    def _tell(stream, line):
+        if stream is None:
+            return
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # (nobody reads it any more)
+            pass
+
+    def _duplicate_console(self):
+        """
+        Attached to twistd's application, before twistd starts logging to
+        it and before it daemonizes: take the duplicates that the console
+        defaults to (L{console}).
+        """
+        for fd in self._to_duplicate:
+            stream = console(fd)
+            if stream is not None:
+                self._owned_console.append(stream)
+            if fd == 1:
+                self.console_out = stream
+            else:
+                self.console_err = stream
+        self._to_duplicate = []
+
+    def _release_console(self):
+        for stream in self._owned_console:
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self._owned_console = []
+        self._to_duplicate = []
+        self.console_out = self.console_err = None
 
     def _take_stop_signals(self):
         """
@@ -186,8 +262,7 @@ class EchoService(service.MultiService):
             self.reactor.callFromThread(self.reactor.stop)
 
     def announce(self, line):
-        self.console_out.write(line + "\n")
-        self.console_out.flush()
+        self._tell(self.console_out, line)
         log.info("{line}", line=line)
 
     @defer.inlineCallbacks
@@ -204,6 +279,50 @@ class EchoService(service.MultiService):
         log.info("stopped")
         # The log file stays open: twistd still writes its last lines after
         # this, and the file is unbuffered, so exiting loses nothing.
+
+
+def console(fd):
+    """
+    A duplicate of standard output (C{fd} 1) or error (2) for the console,
+    or L{None} if that stream is closed.
+
+    twistd sends standard output and error into the log once logging
+    begins, and when it daemonizes it points descriptors 0-2 at
+    C{/dev/null} before the services start. A duplicate taken while the
+    service is built still reaches the terminal or pipe twistd was started
+    from, daemon or not.
+    """
+    like = sys.stdout if fd == 1 else sys.stderr
+    try:
+        return os.fdopen(
+            os.dup(fd),
+            "w",
+            encoding=getattr(like, "encoding", None) or "utf-8",
+            errors="backslashreplace",
+        )
+    except OSError:
+        return None
+
+
+def leave_failures_to_the_daemon():
+    """
+    Point standard error at C{/dev/null} in a process twistd is about to
+    daemonize.
+
+    twistd's parent process waits on a pipe for the daemon's start-up
+    status and, on a failure, writes its own two lines to this standard
+    error (the exception's text cut at 100 bytes, as a bytes repr, and
+    "Please look at log file"). The daemon has already written the failure
+    as one line, through its duplicate (L{console}), so those lines would
+    only repeat it. Nothing else here writes to standard error from now on:
+    twistd sends C{sys.stderr} into the log once logging begins.
+    """
+    sys.stderr.flush()
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, 2)
+    finally:
+        os.close(null)
 
 
 class StartupError(Exception):

@@ -345,7 +345,8 @@ class Options(usage.Options):
     def opt_listen(self, description):
         """
         Also listen on a Twisted endpoint; repeatable. Examples:
-        tcp6:9090:interface=\\:\\:1, ssl:9443:privateKey=key.pem:certKey=cert.pem,
+        --listen 'tcp6:9090:interface=\\:\\:1' (quoted, or a shell eats the
+        backslashes), ssl:9443:privateKey=key.pem:certKey=cert.pem,
         unix:/run/echolab.sock, haproxy:tcp:9092:interface=127.0.0.1 (behind
         a trusted load balancer sending PROXY headers; bind it to an
         interface only the balancer reaches). A string listens on every
@@ -366,6 +367,9 @@ class Options(usage.Options):
     _stdout = sys.stdout
 
     def postOptions(self):
+        twistd = getattr(self, "parent", None)
+        if twistd is not None:
+            self._check_pidfile(twistd.get("pidfile"))
         if self["port"] is None and not self["listen"]:
             self["port"] = self._ask_port()
         self["data-dir"] = os.path.abspath(self["data-dir"])
@@ -373,6 +377,10 @@ class Options(usage.Options):
             _make_private_dir(self["data-dir"])
         except OSError as e:
             raise usage.UsageError(f"--data-dir: {e}") from None
+        log_option = "--log-file"
+        if twistd is not None and twistd.get("logfile"):
+            log_option = "--logfile"
+            self["log-file"] = self._twistd_logfile(twistd["logfile"])
         if self["log-file"] is None:
             self["log-file"] = os.path.join(self["data-dir"], "echolab.log")
         self["log-file"] = os.path.abspath(self["log-file"])
@@ -381,7 +389,56 @@ class Options(usage.Options):
                 os.open(self["log-file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             )
         except OSError as e:
-            raise usage.UsageError(f"--log-file: {e}") from None
+            raise usage.UsageError(f"{log_option}: {e}") from None
+
+    def _check_pidfile(self, pidfile):
+        """
+        twistd's pid file (C{twistd.pid} in the current directory unless
+        C{--pidfile} names another; none with C{--pidfile=}), checked before
+        twistd does: another server holding it is one line naming the
+        options that run a second one, where twistd's five lines would
+        suggest its C{--logfile}. A pid file that cannot be written is a
+        usage error now, where a daemon's twistd would only say so to its
+        log (see L{echotwist.service.leave_failures_to_the_daemon}).
+        """
+        if not pidfile:
+            return
+        path = os.path.abspath(pidfile)
+        pid = _running_pid(path)
+        if pid is not None:
+            sys.stderr.write(
+                f"echolab: another twistd server (pid {pid}) holds {path}; to run "
+                "a second server, give it its own --pidfile= and --data-dir: "
+                "twistd --pidfile=second.pid echolab --data-dir second-data\n"
+            )
+            raise SystemExit(1)
+        try:
+            if os.path.exists(path):  # (stale: twistd replaces it)
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+            else:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                os.unlink(path)
+        except OSError as e:
+            raise usage.UsageError(f"twistd's --pidfile: {e}") from None
+
+    def _twistd_logfile(self, logfile):
+        """
+        twistd's C{--logfile}, taken as C{--log-file}: the service gives
+        twistd a log observer of its own (rotated, with a budget per
+        client), so twistd itself would silently ignore the option.
+        """
+        if logfile == "-":
+            raise usage.UsageError(
+                "twistd's --logfile -: echolab logs to a file, not to standard "
+                "output (which shows the listening line); name a file"
+            )
+        path = os.path.abspath(logfile)
+        if self["log-file"] is not None and os.path.abspath(self["log-file"]) != path:
+            raise usage.UsageError(
+                f"twistd's --logfile {logfile} and --log-file {self['log-file']} "
+                "name different files; give one"
+            )
+        return path
 
     def _ask_port(self):
         """
@@ -444,6 +501,28 @@ class Options(usage.Options):
         )
 
 
+def _running_pid(path):
+    """
+    The process named by the pid file C{path}, if it runs (as twistd's
+    C{checkPID} decides); L{None} if there is no such file, or one that
+    twistd removes as stale or refuses itself.
+    """
+    try:
+        with open(path) as f:
+            pid = int(f.read())
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return pid  # (another user's)
+    except OSError:
+        return None
+    return pid
+
+
 def _make_private_dir(path):
     """
     Create C{path} with mode 0700 if it is missing (whatever the umask).
@@ -460,22 +539,26 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     @param reactor: the reactor to use [default: the global one, which is
         L{echotwist.reactor}'s if none was installed yet].
     @param stdout: where the listening line goes [default: the console,
-        captured now, before twistd redirects standard output to the log].
-    @param stderr: where start-up failures go [default: the console].
+        duplicated once attached to twistd's application, before twistd
+        redirects standard output to the log or daemonizes].
+    @param stderr: where start-up failures go [default: the console, the
+        same way].
     @param hash_context: a passlib context overriding the argon2id
         parameters (tests use a cheap one; never the default).
     """
     if reactor is None:
         reactor = install_default()
     settings = options.settings()
+    twistd = getattr(options, "parent", None)
     top = EchoService(
         reactor,
         options["log-file"],
         options["log-rotate-bytes"],
         options["log-keep"],
         options["log-client-lines"],
-        stdout or sys.stdout,
-        stderr or sys.stderr,
+        stdout,
+        stderr,
+        daemon=twistd is not None and not twistd.get("nodaemon", True),
     )
     DataDirectoryLock(options["data-dir"]).setServiceParent(top)
     identities = accounts = None

@@ -7,14 +7,15 @@ import io
 import os
 import socket
 
-from twisted.application.service import Application
+from twisted.application.service import Application, Service
 from twisted.internet import reactor
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.logger import ILogObserver, Logger, eventAsText
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from echotwist import service as service_module
 from echotwist.service import (
     EchoService,
     ListenerService,
@@ -143,8 +144,9 @@ class ListenerTests(SynchronousTestCase):
 
     def test_all_taken(self):
         """
-        When every port is taken the server exits with status 1 after one
-        line on standard error.
+        When every port is taken, start-up fails with one line on standard
+        error and an exception, which twistd reports (status 1), in daemon
+        mode too: it does not report L{SystemExit}.
         """
         top = Top(self)
         ListenerService(
@@ -156,8 +158,10 @@ class ListenerTests(SynchronousTestCase):
             50,
             top.announce,
         ).setServiceParent(top)
-        e = self.assertRaises(SystemExit, top.privilegedStartService)
-        self.assertEqual(e.code, 1)
+        e = self.assertRaises(StartupError, top.privilegedStartService)
+        self.assertEqual(
+            str(e), "cannot listen on 127.0.0.1: ports 5000-5001 are all taken"
+        )
         self.assertEqual(
             top.err.getvalue(),
             "echolab: cannot listen on 127.0.0.1: ports 5000-5001 are all taken\n",
@@ -173,9 +177,136 @@ class ListenerTests(SynchronousTestCase):
             f.write(b"not a database" * 200)
         top = Top(self)
         StoresService(Database(path, reactor)).setServiceParent(top)
-        self.assertRaises(SystemExit, top.privilegedStartService)
+        self.assertRaises(StartupError, top.privilegedStartService)
         self.assertTrue(top.err.getvalue().startswith("echolab: "), top.err.getvalue())
         self.assertEqual(top.err.getvalue().count("\n"), 1)
+
+    def test_unexpected_failure(self):
+        """
+        Any exception while starting is one line too, naming it, and is
+        raised for twistd to report; what did start is stopped.
+        """
+        top = Top(self)
+        stopped = []
+
+        class Started(Service):
+            def stopService(self):
+                stopped.append(self)
+
+        class Broken(Service):
+            def privilegedStartService(self):
+                raise PermissionError(13, "Permission denied", "/x/echolab.lock")
+
+        first = Started()
+        first.setServiceParent(top)
+        Broken().setServiceParent(top)
+        self.assertRaises(PermissionError, top.privilegedStartService)
+        self.assertEqual(stopped, [first])
+        self.assertEqual(
+            top.err.getvalue(),
+            "echolab: cannot start: PermissionError: [Errno 13] Permission "
+            "denied: '/x/echolab.lock'\n",
+        )
+
+
+class ConsoleTests(SynchronousTestCase):
+    def duplicates(self, daemon=False):
+        """
+        A service on the console as L{makeService} makes it, attached to
+        twistd's application: its duplicates of standard output and error
+        are pipes' write ends here. Returns the service and the read ends.
+        """
+        reads, writes = [], {}
+        for fd in (1, 2):
+            read, write = os.pipe()
+            self.addCleanup(os.close, read)
+            reads.append(read)
+            writes[fd] = os.fdopen(write, "w")
+            self.addCleanup(writes[fd].close)
+        self.patch(service_module, "console", writes.pop)
+        top = EchoService(
+            MemoryReactorClock(),
+            self.mktemp() + ".log",
+            1000,
+            2,
+            30,
+            None,
+            None,
+            daemon=daemon,
+        )
+        self.assertEqual(len(writes), 2)  # (none taken yet)
+        top.setServiceParent(Application("echolab"))
+        self.addCleanup(top.logfile.close)
+        self.assertEqual(writes, {})
+        return (top, *reads)
+
+    def test_daemon(self):
+        """
+        Attached to the application of a twistd that is about to daemonize,
+        the service leaves failures to the daemon: twistd's parent process
+        would only repeat them.
+        """
+        left = []
+        self.patch(
+            service_module, "leave_failures_to_the_daemon", lambda: left.append(1)
+        )
+        self.duplicates()
+        self.assertEqual(left, [])
+        self.duplicates(daemon=True)
+        self.assertEqual(left, [1])
+
+    def test_released_once_started(self):
+        """
+        Once started, the service closes its console: a daemon keeps no
+        hold on the terminal or pipe it was started from (the reader sees
+        the end), and writes nothing more there.
+        """
+        top, out_read, err_read = self.duplicates()
+        ListenerService(
+            MemoryReactor().listenTCP, Factory(), 7000, 1, "127.0.0.1", 50, top.announce
+        ).setServiceParent(top)
+        top.privilegedStartService()
+        top.startService()
+        self.assertEqual(os.read(out_read, 100), b"listening on 127.0.0.1:7000\n")
+        self.assertEqual(os.read(out_read, 100), b"")
+        self.assertEqual(os.read(err_read, 100), b"")
+        self.assertIsNone(top.console_out)
+        top.announce("listening on 127.0.0.1:7001")  # (nowhere, and no error)
+
+    def test_released_on_failure(self):
+        """
+        A failed start says why and closes the console too.
+        """
+        top, out_read, err_read = self.duplicates()
+        ListenerService(
+            BusyReactor({7000}).listenTCP,
+            Factory(),
+            7000,
+            1,
+            "127.0.0.1",
+            50,
+            top.announce,
+        ).setServiceParent(top)
+        self.assertRaises(StartupError, top.privilegedStartService)
+        self.assertEqual(os.read(out_read, 100), b"")
+        self.assertEqual(
+            os.read(err_read, 200),
+            b"echolab: cannot listen on 127.0.0.1:7000: [Errno 98] Address already in use\n",
+        )
+        self.assertEqual(os.read(err_read, 100), b"")
+
+    def test_unowned_kept(self):
+        """
+        A console the service was given (not duplicated for it) stays open.
+        """
+        out, err = io.StringIO(), io.StringIO()
+        top = EchoService(
+            MemoryReactor(), self.mktemp() + ".log", 1000, 2, 30, out, err
+        )
+        top.privilegedStartService()
+        top.startService()
+        self.assertFalse(out.closed)
+        self.assertFalse(err.closed)
 
 
 class RealPortTests(TestCase):

@@ -33,10 +33,12 @@ class Server:
     A server process, and what it printed.
     """
 
-    def __init__(self, testcase, *args, cwd=None, tac=False, env=None, twistd=()):
+    def __init__(
+        self, testcase, *args, cwd=None, tac=False, env=None, twistd=(), pidfile=""
+    ):
         self.cwd = cwd or os.path.abspath(testcase.mktemp())
         os.makedirs(self.cwd, exist_ok=True)
-        command = TWISTD + ["--pidfile=", "-n", *twistd]
+        command = TWISTD + [f"--pidfile={pidfile}", "-n", *twistd]
         command += ["-y", os.path.join(ROOT, "echo.tac")] if tac else ["echolab", *args]
         self.process = subprocess.Popen(
             command,
@@ -80,6 +82,65 @@ class Server:
         if self.process.poll() is None:
             self.process.kill()
             self.process.communicate()
+
+
+class Daemon:
+    """
+    twistd run as a daemon (no C{-n}) from a directory of its own, with its
+    pid file there: the command itself returns once the daemon has
+    started, or failed to.
+    """
+
+    def __init__(self, testcase, *args, cwd=None):
+        self.cwd = cwd or os.path.abspath(testcase.mktemp())
+        os.makedirs(self.cwd, exist_ok=True)
+        self.pidfile = os.path.join(self.cwd, "twistd.pid")
+        self.pid = None
+        testcase.addCleanup(self.kill)
+        started = time.monotonic()
+        done = subprocess.run(
+            TWISTD + ["--pidfile", self.pidfile, "echolab", *args],
+            cwd=self.cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=30,
+        )
+        self.seconds = time.monotonic() - started
+        self.code, self.out, self.err = done.returncode, done.stdout, done.stderr
+        if self.code == 0:
+            with open(self.pidfile) as f:
+                self.pid = int(f.read())
+        match = LISTENING.search(self.out.decode())
+        self.port = int(match.group(1)) if match else None
+
+    def wait_gone(self, timeout=30):
+        """
+        Wait for the pid file to go, and the daemon with it.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not os.path.exists(self.pidfile) and not running(self.pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def kill(self):
+        if running(self.pid):
+            os.kill(self.pid, signal.SIGKILL)
+
+
+def running(pid):
+    """
+    Whether process C{pid} runs (a zombie does not: a daemon's parent is
+    whichever process adopted it, which may be slow to reap it).
+    """
+    if pid is None:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def until(s, kind):
@@ -344,3 +405,135 @@ class ProcessTests(SynchronousTestCase):
             self.assertIn(f"received {signal.Signals(sig).name}; stopping", log)
             self.assertIn("stopped", log)
             self.assertIn("Server Shut Down.", log)  # twistd's last line
+
+    def test_daemon_start_fails(self):
+        """
+        Daemonized (no C{-n}), a failed start is the same as in the
+        foreground: exit status 1 at once, one line on standard error, no
+        pid file left (twistd's daemon reports the failure to the parent
+        process, which exits with it). Bad options are one line too.
+        """
+        held = socket.socket()
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        self.addCleanup(held.close)
+        taken = held.getsockname()[1]
+        data = os.path.abspath(self.mktemp())
+        Server(self, "--port", "0", "--mode", "echo", "--data-dir", data)
+        cases = [
+            (
+                ["--port", str(taken), "--port-tries", "1"],
+                1,
+                rf"echolab: cannot listen on 127.0.0.1:{taken}: .*",
+            ),
+            (
+                ["--port", "0", "--data-dir", data],
+                1,
+                f"echolab: another echolab server is using {re.escape(data)}",
+            ),
+            (["--port", "70000"], 2, r"twistd echolab: --port: .*"),
+        ]
+        for args, code, line in cases:
+            daemon = Daemon(self, *args, "--mode", "echo")
+            self.assertEqual(daemon.code, code, daemon.err)
+            self.assertLess(daemon.seconds, 10)
+            self.assertEqual(daemon.out, b"")
+            self.assertRegex(daemon.err.decode(), rf"\A{line}\n\Z")
+            self.assertTrue(daemon.wait_gone(5), "pid file left")
+
+    def test_daemon(self):
+        """
+        Daemonized, the server prints the listening line before the command
+        returns, serves, and stops on SIGTERM sent through its pid file,
+        which it removes.
+        """
+        daemon = Daemon(self, "--port", "0", "--mode", "echo")
+        self.assertEqual((daemon.code, daemon.err), (0, b""))
+        self.assertEqual(daemon.out.decode(), f"listening on 127.0.0.1:{daemon.port}\n")
+        self.assertTrue(running(daemon.pid))
+        with MessageSocket.connect_to(("127.0.0.1", daemon.port), timeout=10) as s:
+            self.assertEqual(s.recv_message()["type"], "welcome")
+            s.send_message({"type": "say", "text": "daemon"})
+            self.assertEqual(s.recv_message()["text"], "daemon")
+            os.kill(daemon.pid, signal.SIGTERM)
+            self.assertEqual(until(s, "bye")["type"], "bye")
+        self.assertTrue(daemon.wait_gone(), "still running")
+        with open(os.path.join(daemon.cwd, "echolab-data", "echolab.log")) as f:
+            log = f.read()
+        self.assertIn("received SIGTERM; stopping", log)
+        self.assertIn("Server Shut Down.", log)
+
+    def test_twistd_logfile(self):
+        """
+        twistd's C{--logfile} names the log file, as C{--log-file} does;
+        standard output (C{-}) or a second, different file is refused in
+        one line.
+        """
+        server = Server(
+            self, "--port", "0", "--mode", "echo", twistd=("--logfile", "server.log")
+        )
+        with server.connect() as s:
+            local = s.getsockname()[1]
+        self.assertEqual(server.stop()[0], 0)
+        with open(os.path.join(server.cwd, "server.log")) as f:
+            log = f.read()
+        self.assertIn(f"listening on 127.0.0.1:{server.port}", log)
+        self.assertIn(f"connection from 127.0.0.1:{local}", log)
+        self.assertFalse(
+            os.path.exists(os.path.join(server.cwd, "echolab-data", "echolab.log"))
+        )
+        for twistd, args, why in [
+            (("--logfile", "-"), (), "--logfile -: "),
+            (("--logfile", "a.log"), ("--log-file", "b.log"), "different files"),
+        ]:
+            server = Server(self, "--port", "0", *args, twistd=twistd)
+            out, err = server.process.communicate(timeout=30)
+            self.assertEqual(server.process.returncode, 2)
+            self.assertEqual(server.first_line + out.decode(), "")
+            self.assertEqual(err.decode().count("\n"), 1, err)
+            self.assertIn(why, err.decode())
+
+    def test_second_server(self):
+        """
+        A second server started in the same folder, where the first one's
+        twistd.pid is, is refused in one line that says how to run two: the
+        second with a --data-dir and --pidfile of its own, which then
+        listens on the next free port (the README's demonstration of lab
+        task 4).
+        """
+        first = Server(self, "--port", "0", "--mode", "echo", pidfile="twistd.pid")
+        with open(os.path.join(first.cwd, "twistd.pid")) as f:
+            pid = int(f.read())
+        second = Server(
+            self,
+            "--port",
+            str(first.port),
+            "--mode",
+            "echo",
+            cwd=first.cwd,
+            pidfile="twistd.pid",
+        )
+        out, err = second.process.communicate(timeout=30)
+        self.assertEqual(second.process.returncode, 1)
+        self.assertEqual(second.first_line + out.decode(), "")
+        self.assertEqual(err.decode().count("\n"), 1, err)
+        self.assertIn(f"(pid {pid})", err.decode())
+        self.assertIn("--pidfile=", err.decode())
+        self.assertIn("--data-dir", err.decode())
+        second = Server(
+            self,
+            "--port",
+            str(first.port),
+            "--mode",
+            "echo",
+            "--data-dir",
+            "second-data",
+            cwd=first.cwd,
+            pidfile="second.pid",
+        )
+        self.assertGreater(second.port, first.port)
+        for server in (second, first):
+            with server.connect():  # (serving: the reactor runs)
+                pass
+            self.assertEqual(server.stop()[0], 0)
+        self.assertEqual(sorted(os.listdir(first.cwd)), ["echolab-data", "second-data"])
