@@ -9,6 +9,9 @@ A self-signed certificate for trying TLS on one machine:
 The certificate names localhost, 127.0.0.1 and ::1, and is its own CA:
 clients trust it with C{--ca cert.pem}. For a server others use, get a
 certificate from a real CA instead.
+
+Existing files are not overwritten (status 1, one line) unless C{--force}
+is given: a key in use is not lost by running the command twice.
 """
 
 import argparse
@@ -56,8 +59,15 @@ def make_self_signed(names=("localhost",), addresses=("127.0.0.1", "::1"), days=
     )
 
 
-def _write(path, data, mode):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def _write(path, data, mode, force=False):
+    """
+    Write a new file C{path}, or replace it when C{force}: the old one is
+    removed first, so a new key is never written through a link or under
+    an old file's looser mode.
+    """
+    if force and os.path.lexists(path):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.chmod(path, mode)
@@ -73,15 +83,27 @@ def main(argv=None):
         "--name", action="append", help="host name to certify [localhost]; repeatable"
     )
     parser.add_argument("--days", type=int, default=365, help="validity [365]")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace cert.pem and key.pem if they exist",
+    )
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error("--days must be at least 1")
-    cert, key = make_self_signed(tuple(args.name or ["localhost"]), days=args.days)
     cert_path = os.path.join(args.out, "cert.pem")
     key_path = os.path.join(args.out, "key.pem")
+    existing = [p for p in (cert_path, key_path) if os.path.lexists(p)]
+    if existing and not args.force:
+        sys.exit(
+            f"echotwist.certs: {' and '.join(existing)} already "
+            f"{'exist' if len(existing) > 1 else 'exists'}; not overwriting "
+            "(--force replaces them, --out writes elsewhere)"
+        )
+    cert, key = make_self_signed(tuple(args.name or ["localhost"]), days=args.days)
     try:
-        _write(cert_path, cert, 0o644)
-        _write(key_path, key, 0o600)
+        _write(cert_path, cert, 0o644, args.force)
+        _write(key_path, key, 0o600, args.force)
     except OSError as e:
         sys.exit(f"echotwist.certs: {e}")
     print(
