@@ -757,3 +757,275 @@ async def shutdown(port, stop, groups=10):
         m["login"] for ms in received for m in ms if m["type"] == "auth_ok"
     }
     return received, acknowledged
+
+
+# Attacks (tests/test_attacks.py): CPU, latency and reply counts.
+
+
+def cpu_seconds(pid):
+    """
+    The CPU time process C{pid} has used, all its threads, user and system
+    (C{utime + stime} of C{/proc/PID/stat}), in seconds.
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # (the name may hold spaces)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def until_idle(pid, timeout, window=1.0, busy=0.1):
+    """
+    Sample the CPU time of C{pid} every 50 ms until, over the last
+    C{window} seconds, it used less than C{busy} of one core.
+
+    @return: (the seconds it took, the window's end included, or L{None}
+        when not idle within C{timeout}; CPU seconds used meanwhile).
+    """
+    started = time.monotonic()
+    first = cpu_seconds(pid)
+    samples = [(started, first)]
+    while True:
+        await asyncio.sleep(0.05)  # the sampling period, not a wait for state
+        now, cpu = time.monotonic(), cpu_seconds(pid)
+        samples.append((now, cpu))
+        while len(samples) > 1 and samples[1][0] <= now - window:
+            samples.pop(0)
+        since, cpu_then = samples[0]
+        if now - since >= window and (cpu - cpu_then) / (now - since) < busy:
+            return now - started, cpu - first
+        if now - started > timeout:
+            return None, cpu - first
+
+
+async def rss_peak(pid, coroutine, every=0.05):
+    """
+    Run C{coroutine}, reading the VmRSS of C{pid} every C{every} seconds
+    meanwhile.
+
+    @return: (its result, the highest VmRSS seen, in KiB).
+    """
+    task = asyncio.ensure_future(coroutine)
+    peak = rss_kib(pid)
+    while not task.done():
+        await asyncio.wait([task], timeout=every)
+        peak = max(peak, rss_kib(pid))
+    return task.result(), peak
+
+
+async def abandon(port, seconds, tasks, conversation, addresses):
+    """
+    C{tasks} clients at once, for C{seconds}: each connects (from the next
+    of C{addresses} loopback addresses, L{source_address}), runs
+    C{conversation(client, n)} and hangs up at once, without waiting for
+    any reply, then starts again.
+
+    @return: the number of conversations held.
+    """
+    deadline = time.monotonic() + seconds
+    counter = iter(range(10**9))
+    held = 0
+
+    async def one():
+        nonlocal held
+        while time.monotonic() < deadline:
+            n = next(counter)
+            client = await Client.connect(port, source=source_address(n % addresses))
+            try:
+                await conversation(client, n)
+                held += 1
+            finally:
+                await client.close()
+
+    await asyncio.gather(*(one() for _ in range(tasks)))
+    return held
+
+
+async def abandoned_registration(client, n):
+    """
+    Register a new login, and leave before the answer (L{abandon}).
+    """
+    await client.until("ask")
+    client.send({"type": "answer", "field": "login", "value": f"gone{n}"})
+    ask = await client.until("ask")
+    check(ask["field"] == "new_password", ask)
+    client.send(
+        {"type": "answer", "field": "new_password", "value": f"never waited {n} here"}
+    )
+
+
+def abandoned_guess(logins):
+    """
+    A conversation for L{abandon}: a wrong password for one of C{logins},
+    and leave before the answer.
+    """
+
+    async def conversation(client, n):
+        await client.until("ask")
+        client.send(
+            {"type": "answer", "field": "login", "value": logins[n % len(logins)]}
+        )
+        ask = await client.until("ask")
+        check(ask["field"] == "password", ask)
+        client.send({"type": "answer", "field": "password", "value": f"guess {n}!"})
+
+    return conversation
+
+
+async def authenticate(port, login, password, field, source=None, timeout=TIMEOUT):
+    """
+    One connection answers C{login}, then C{password} to the question
+    C{field} (C{"new_password"} registers, C{"password"} logs in).
+
+    @return: (the reply to the password: C{auth_ok} or C{error}, seconds
+        from connect to that reply).
+    """
+    started = time.monotonic()
+    client = await Client.connect(port, source=source)
+    try:
+        await client.until("ask", timeout)
+        client.send({"type": "answer", "field": "login", "value": login})
+        ask = await client.until("ask", timeout)
+        check(ask["field"] == field, (login, ask))
+        client.send({"type": "answer", "field": field, "value": password})
+        reply = await client.recv(timeout)
+        return reply, time.monotonic() - started
+    finally:
+        await client.close()
+
+
+async def answers_at_once(port, attempts, field, sources):
+    """
+    One connection per (login, password) of C{attempts}, connection K from
+    loopback address C{sources[K]}; each answers its login and waits for
+    the question C{field}; then all send their password at the same moment.
+
+    @return: (the reply to each password, in order; seconds from the
+        moment they were sent to the last reply).
+    """
+
+    async def open_one(login, source):
+        client = await Client.connect(port, source=source)
+        await client.until("ask")
+        client.send({"type": "answer", "field": "login", "value": login})
+        ask = await client.until("ask")
+        check(ask["field"] == field, (login, ask))
+        return client
+
+    clients = await asyncio.gather(
+        *(open_one(login, s) for (login, _), s in zip(attempts, sources, strict=True))
+    )
+    try:
+        sent = time.monotonic()
+        for client, (_, password) in zip(clients, attempts, strict=True):
+            client.send({"type": "answer", "field": field, "value": password})
+        replies = await asyncio.gather(*(c.recv() for c in clients))
+        return replies, time.monotonic() - sent
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+def reply_kind(reply):
+    """
+    C{"auth_ok"}, C{"ask"} or an error's code.
+    """
+    return reply.get("code", reply["type"])
+
+
+async def lookups(port, count, source, limited=None, parallel=16):
+    """
+    C{count} connections from C{source}, C{parallel} at a time, each
+    answering a login never registered (a look-up) and hanging up after
+    the reply. The L{asyncio.Event} C{limited}, if given, is set at the
+    first C{rate_limited}.
+
+    @return: a L{Counter} of the replies (L{reply_kind}).
+    """
+    semaphore = asyncio.Semaphore(parallel)
+    replies = Counter()
+
+    async def one(n):
+        async with semaphore:
+            client = await Client.connect(port, source=source)
+            try:
+                await client.until("ask")
+                client.send({"type": "answer", "field": "login", "value": f"probe{n}"})
+                kind = reply_kind(await client.recv())
+                replies[kind] += 1
+                if kind == "rate_limited" and limited is not None:
+                    limited.set()
+            finally:
+                await client.close()
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return replies
+
+
+async def registrations_then(port, count, stop):
+    """
+    C{count} connections, each from a loopback address of its own, each
+    answering a new login; then all send their new password at the same
+    moment, and C{stop()} is called when the first C{auth_ok} is in (hashes
+    are then running and queued). Every client then reads until the server
+    closes.
+
+    @return: (what each client received, the time C{stop()} was called).
+    """
+
+    async def open_one(i):
+        client = await Client.connect(port, source=source_address(i))
+        await client.until("ask")
+        client.send({"type": "answer", "field": "login", "value": f"queued{i}"})
+        ask = await client.until("ask")
+        check(ask["field"] == "new_password", ask)
+        return client
+
+    clients = await asyncio.gather(*(open_one(i) for i in range(count)))
+    first = asyncio.Event()
+
+    async def read(client):
+        messages = []
+        try:
+            while True:
+                messages.append(await client.recv())
+                if messages[-1]["type"] == "auth_ok":
+                    first.set()
+        except Closed:
+            return messages
+
+    for i, client in enumerate(clients):
+        client.send(
+            {"type": "answer", "field": "new_password", "value": f"in the queue {i}"}
+        )
+    readers = [asyncio.ensure_future(read(c)) for c in clients]
+    try:
+        await asyncio.wait_for(first.wait(), TIMEOUT)
+        stopped = time.monotonic()
+        stop()
+        return await asyncio.gather(*readers), stopped
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
+
+
+async def silent_until_closed(port, timeout):
+    """
+    Connect and send nothing (on a TLS listener: not even a ClientHello).
+
+    @return: seconds until the server closed the connection, or L{None}
+        when it had not within C{timeout}.
+    """
+    started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while True:
+            left = started + timeout - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                data = await asyncio.wait_for(reader.read(4096), left)
+            except asyncio.TimeoutError:
+                return None
+            except ConnectionError:
+                data = b""
+            if not data:
+                return time.monotonic() - started
+    finally:
+        writer.close()
