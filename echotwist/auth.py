@@ -273,17 +273,18 @@ class Accounts:
             return self._issue_token(registered, "password")
 
         def refused(failure):
-            wrong = failure.check(UnauthorizedLogin) is not None
-            # A check that never ran (the hashing queue was full, the
-            # client left) is no failure.
-            throttle.finish_password(login, address, matched=False if wrong else None)
-            if wrong:
-                self.log.warn(
-                    "wrong password for {login} from {address}",
-                    login=login,
-                    address=address,
-                    client=address,
-                )
+            if failure.check(UnauthorizedLogin):
+                text = "wrong password for {login} from {address}"
+            elif failure.check(defer.CancelledError):
+                # The client hung up before the verdict: counted as a
+                # failure, or guessing and hanging up would keep the
+                # hashing threads busy where no throttle sees it.
+                text = "password check for {login} abandoned by {address}"
+            else:  # never checked (the hashing queue was full): no failure
+                throttle.finish_password(login, address, matched=None)
+                return failure
+            throttle.finish_password(login, address, matched=False)
+            self.log.warn(text, login=login, address=address, client=address)
             return failure
 
         return d.addCallbacks(accepted, refused)

@@ -127,6 +127,11 @@ class ClientLogBudget:
         if client is None:
             self._observer(event)
             return
+        if event.get("log_level") is LogLevel.warn:
+            # Warnings (failed and throttled logins) have an allowance of
+            # their own, so a client's connection lines cannot crowd out
+            # the lines that say which login it attacked.
+            client = f"{client} (warnings)"
         counts = self._counts
         count = counts.get(client)
         if count is None:

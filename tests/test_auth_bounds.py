@@ -261,3 +261,25 @@ class TokenNeighbourTests(AuthBoundsCase):
         neighbour = self.connect(host="10.0.0.1")
         neighbour.send({"type": "token", "token": issued})
         self.assertEqual(kinds(neighbour.replies())[0], ("auth_ok", None))
+
+
+class AbandonedGuessTests(AuthBoundsCase):
+    limits = Limits(per_login_address=2)
+
+    def test_abandoned_guesses_count(self):
+        """
+        The attack: send a guess and hang up before the verdict, again and
+        again, keeping the hashing threads busy. Each abandoned guess
+        counts as a failure, so the throttle soon refuses the next one
+        unchecked.
+        """
+        self.register("victim", host="10.0.0.1")
+        for _ in range(3):
+            c = self.asked("victim", host="10.0.0.66")
+            c.send({"type": "answer", "field": "password", "value": "a wrong guess"})
+            c.lose()
+            self.hasher.finish()  # (it had started: it runs to its end)
+        c = self.asked("victim", host="10.0.0.66")
+        c.send({"type": "answer", "field": "password", "value": "a wrong guess"})
+        self.assertEqual(kinds(c.replies())[0], ("error", "rate_limited"))
+        self.assertEqual(self.hasher.started, [])

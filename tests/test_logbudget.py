@@ -70,7 +70,6 @@ class WindowTests(Budget):
         counted by kind and said in one line when the window ends.
         """
         self.connect("10.0.0.1", 10)
-        self.wrong("10.0.0.1", 5)
         self.assertEqual(self.lines(), ["connection from 10.0.0.1:4000"] * 3)
         self.clock.advance(59)
         self.assertEqual(self.summaries(), [])
@@ -78,13 +77,34 @@ class WindowTests(Budget):
         self.assertEqual(
             self.summaries(),
             [
-                "12 more lines about 10.0.0.1 not written in the last 60 s: "
-                f"7 x {CONNECTED!r}, 5 x {WRONG!r}"
+                "7 more lines about 10.0.0.1 not written in the last 60 s: "
+                f"7 x {CONNECTED!r}"
             ],
         )
         summary = self.written[-1]
         self.assertEqual(summary["log_level"], LogLevel.warn)
         self.assertNotIn("client", summary)  # not itself a line to count
+
+    def test_warnings_not_crowded_out(self):
+        """
+        The attack: a client's connection lines use up its allowance, so
+        the line saying which login it guessed at is only summarised.
+        Warnings have an allowance of their own.
+        """
+        self.connect("10.0.0.1", 10)
+        self.wrong("10.0.0.1", 5)
+        lines = self.lines()
+        self.assertEqual(lines.count("wrong password for alice from 10.0.0.1"), 3)
+        self.clock.advance(60)
+        self.assertEqual(
+            sorted(self.summaries()),
+            [
+                "2 more lines about 10.0.0.1 (warnings) not written in the last "
+                f"60 s: 2 x {WRONG!r}",
+                "7 more lines about 10.0.0.1 not written in the last 60 s: "
+                f"7 x {CONNECTED!r}",
+            ],
+        )
 
     def test_quiet_client_beside(self):
         """
@@ -323,7 +343,7 @@ class ServiceTests(SynchronousTestCase):
             text = f.read()
         self.assertEqual(text.count("refused token from 10.0.0.1"), logbudget.ALLOWANCE)
         self.assertIn(
-            "5 more lines about 10.0.0.1 not written in the last 0 s: "
+            "5 more lines about 10.0.0.1 (warnings) not written in the last 0 s: "
             "5 x 'refused token from {client}'\n",
             text,
         )
