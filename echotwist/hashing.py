@@ -11,12 +11,21 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
 
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from echotwist.passwords import MAX_NORMALIZED, normalize
+from echotwist.optionspec import COUNT, choice, number, setting
+from echotwist.passwords import (
+    DEFAULT_MEMORY_KIB,
+    DEFAULT_TIME_COST,
+    MAX_NORMALIZED,
+    MIN_MEMORY_KIB,
+    MIN_TIME_COST,
+    normalize,
+)
 from echotwist.workqueue import BoundedWork
 
 
@@ -101,10 +110,54 @@ def keep_hash_memory(memory_kib):
 
 PRIORITIES = ("idle", "normal")
 
-# A class of 30 behind one NAT address logs in at once and waits a few
-# seconds at most; a flood is refused at once rather than queued for minutes.
-DEFAULT_MAX_PENDING = 256
-DEFAULT_MAX_PENDING_PER_CLIENT = 48
+
+@dataclass(frozen=True)
+class HashSettings:
+    """
+    How passwords are hashed and how many hashes may wait. The queue's
+    bounds let a class of 30 behind one NAT address log in at once and wait
+    a few seconds at most, and refuse a flood at once rather than queue it
+    for minutes.
+    """
+
+    memory_kib: int = setting(
+        DEFAULT_MEMORY_KIB,
+        "hash-memory",
+        "argon2id memory cost, KiB (each hashing thread keeps this much).",
+        number(int, MIN_MEMORY_KIB, 4 * 1024 * 1024),
+    )
+    time_cost: int = setting(
+        DEFAULT_TIME_COST,
+        "hash-time",
+        "argon2id time cost (passes).",
+        number(int, MIN_TIME_COST, 100),
+    )
+    threads: int = setting(
+        0,
+        "hash-threads",
+        "Passwords hashed at once (0: one per CPU).",
+        number(int, 0, 256),
+    )
+    priority: str = setting(
+        "idle",
+        "hash-priority",
+        "CPU priority of hashing: idle (only when the CPU is otherwise free: "
+        "best echo latency when the server has its CPUs to itself, but logins "
+        "stall while other processes keep them busy) or normal (a fair share).",
+        choice(*PRIORITIES),
+    )
+    max_pending: int = setting(
+        256,
+        "hash-queue",
+        "Password hashes waiting or running, in all; more are refused (rate_limited).",
+        COUNT,
+    )
+    max_pending_per_client: int = setting(
+        48,
+        "hash-queue-per-address",
+        "Password hashes waiting or running for one address.",
+        COUNT,
+    )
 
 
 class Hasher:
@@ -132,8 +185,8 @@ class Hasher:
         threads=None,
         memory_kib=None,
         priority="idle",
-        max_pending=DEFAULT_MAX_PENDING,
-        max_pending_per_client=DEFAULT_MAX_PENDING_PER_CLIENT,
+        max_pending=HashSettings.max_pending,
+        max_pending_per_client=HashSettings.max_pending_per_client,
     ):
         """
         @param memory_kib: the hashes' memory cost, to keep allocated from

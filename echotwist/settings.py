@@ -1,12 +1,14 @@
 # -*- test-case-name: tests.test_tap -*-
 """
 The server's settings in one immutable value, so the factory, sessions and
-tests share one source of defaults (C{tap.Options} fills it from the
-command line).
+tests share one source of defaults. Each field declares its command-line
+option (L{echotwist.optionspec}).
 """
 
 from dataclasses import dataclass
 
+from echotwist.messages import MODES
+from echotwist.optionspec import COUNT, SECONDS, choice, number, setting
 from echotwist.wire import DEFAULT_MAX_MESSAGE
 
 DAY = 24 * 60 * 60
@@ -35,14 +37,61 @@ class Settings:
         is aborted.
     """
 
-    mode: str = "auth"
-    max_message: int = DEFAULT_MAX_MESSAGE
-    max_connections: int = 10_000
-    max_per_address: int = 64
-    login_timeout: float = 120.0
-    idle_timeout: float = 300.0
-    frame_timeout: float = 60.0
-    stall_timeout: float = 60.0
-    max_bad_messages: int = 1000
-    token_ttl: int = 30 * DAY
-    linger: float = 5.0
+    mode: str = setting(
+        "auth",
+        "mode",
+        "echo, ident (by IP address) or auth (login).",
+        choice(*MODES),
+        short="m",
+    )
+    max_message: int = setting(
+        DEFAULT_MAX_MESSAGE,
+        "max-message",
+        "Largest message accepted, in bytes.",
+        number(int, 64, 64 * 1024 * 1024),
+    )
+    max_connections: int = setting(
+        10_000, "max-connections", "Connections served at once, in all.", COUNT
+    )
+    max_per_address: int = setting(
+        64,
+        "max-per-address",
+        "Connections served at once from one non-loopback address.",
+        COUNT,
+    )
+    login_timeout: float = setting(
+        120.0,
+        "login-timeout",
+        "Seconds to identify or log in (from accept, a TLS handshake included).",
+        SECONDS,
+    )
+    idle_timeout: float = setting(
+        300.0, "idle-timeout", "Seconds a client may send nothing.", SECONDS
+    )
+    frame_timeout: float = setting(
+        60.0, "frame-timeout", "Seconds a message may stay incomplete.", SECONDS
+    )
+    stall_timeout: float = setting(
+        60.0,
+        "stall-timeout",
+        "Seconds a client may leave the server's replies unread.",
+        SECONDS,
+    )
+    max_bad_messages: int = setting(
+        1000,
+        "max-bad-messages",
+        "Refused messages before a connection is closed.",
+        COUNT,
+    )
+    token_ttl: int = setting(
+        30 * DAY,
+        "token-ttl",
+        "Seconds a session token stays valid.",
+        number(int, 1, 366 * DAY),
+    )
+    linger: float = setting(
+        5.0,
+        "linger",
+        "Seconds a closing connection may take to drain.",
+        number(float, 0),
+    )

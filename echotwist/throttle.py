@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from echotwist.addresses import network_key
+from echotwist.optionspec import COUNT, SECONDS, number, setting
 from echotwist.tables import HeldTable
 
 
@@ -60,18 +61,49 @@ class Limits:
         length: one subscriber is given a whole /64.
     """
 
-    per_login_address: int = 30
-    per_login: int = 100
-    per_address: int = 300
-    tokens_per_address: int = 100
+    per_login_address: int = setting(
+        30,
+        "throttle-login-address",
+        "Free failed logins of one login from one address.",
+        COUNT,
+    )
+    per_login: int = setting(
+        100,
+        "throttle-login",
+        "Free failed logins of one login from all addresses.",
+        COUNT,
+    )
+    per_address: int = setting(
+        300, "throttle-address", "Free failed password logins from one address.", COUNT
+    )
+    tokens_per_address: int = setting(
+        100, "throttle-tokens", "Free refused tokens from one address.", COUNT
+    )
     first_block: float = 1.0
-    max_block: float = 900.0
+    max_block: float = setting(
+        900.0,
+        "throttle-max-block",
+        "Longest block after failed logins, seconds.",
+        SECONDS,
+    )
     max_keys: int = 65536
-    registrations: int = 60
+    registrations: int = setting(
+        60,
+        "budget-registrations",
+        "Registrations one address may start per 10 minutes.",
+        COUNT,
+    )
     registrations_window: float = 600.0
-    lookups: int = 300
+    lookups: int = setting(
+        300, "budget-lookups", "Logins one address may ask about per minute.", COUNT
+    )
     lookups_window: float = 60.0
-    ipv6_prefix: int = 64
+    ipv6_prefix: int = setting(
+        64,
+        "ipv6-prefix",
+        "Throttles and budgets count an IPv6 client by its network of this many bits.",
+        number(int, 32, 128),
+    )
 
 
 class _Record:

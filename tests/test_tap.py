@@ -3,6 +3,7 @@ Tests for L{echotwist.tap}: the command line, the port question (lab task
 2), and that the twistd plugin and echo.tac build the same server.
 """
 
+import dataclasses
 import io
 import os
 import stat
@@ -15,6 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import tap
 from echotwist.factory import EchoFactory
+from echotwist.hashing import HashSettings
 from echotwist.service import (
     ClientsService,
     DataDirectoryLock,
@@ -22,6 +24,7 @@ from echotwist.service import (
     StoresService,
 )
 from echotwist.settings import Settings
+from echotwist.throttle import Limits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,6 +65,33 @@ class OptionTests(SynchronousTestCase):
             options["log-file"], os.path.join(options["data-dir"], "echolab.log")
         )
         self.assertEqual(options.settings(), Settings())
+        self.assertEqual(options.limits(), Limits())
+        self.assertEqual(options.hashing(), HashSettings())
+
+    def test_every_setting_is_an_option(self):
+        """
+        Each field of the settings classes that declares an option is set
+        by that option, and the option rows come from those fields alone.
+        """
+        for cls, value_of in [
+            (Settings, "settings"),
+            (Limits, "limits"),
+            (HashSettings, "hashing"),
+        ]:
+            for field in dataclasses.fields(cls):
+                option = field.metadata.get("option")
+                if option is None:
+                    continue
+                if field.name == "mode":
+                    text, expected = "echo", "echo"
+                elif field.name == "priority":
+                    text, expected = "normal", "normal"
+                else:
+                    expected = field.default + 1
+                    text = str(expected)
+                options = parse(self, f"--{option}", text)
+                got = getattr(getattr(options, value_of)(), field.name)
+                self.assertEqual(got, expected, option)
 
     def test_default_data_dir(self):
         """
