@@ -7,7 +7,6 @@ import os
 import threading
 
 from twisted.internet import defer, reactor, threads
-from twisted.internet.task import deferLater
 
 from echotwist.wire import MessageSocket
 from tests.helpers import ServerTestCase, cheap_context
@@ -222,28 +221,60 @@ class GarbageTests(ServerTestCase):
     def test_no_cycles_left(self):
         """
         A connection that comes and goes leaves no server object for the
-        garbage collector: they are freed as soon as it closes (the
+        garbage collector: with the collector off, its protocol, session and
+        transport are already freed (by reference counting) once the server
+        has handled its close, and a collection then finds none of them (the
         collector's passes would delay other clients' replies).
         """
         import gc
+        import weakref
 
         from echotwist.protocol import ServerProtocol
         from echotwist.session import Session
+        from echotwist.tcp import WriteThroughServer
 
-        c = yield self.client()
-        yield self.close(c)
+        factory = self.service.factory
+        session_for, release = factory.session_for, factory.release
+        served = []  # weak references to each server object
+        closed = []  # a Deferred per connection, fired once the server closed
+
+        def recording_session_for(connection):
+            session = session_for(connection)
+            served.extend(map(weakref.ref, (connection, session, connection.transport)))
+            return session
+
+        def recording_release(connection):
+            release(connection)  # (the last thing connectionLost does)
+            # Fire on the reactor's next turn: by then connectionLost and
+            # the reactor's calls that led to it have returned, and hold
+            # nothing of the connection.
+            reactor.callLater(0, closed.pop(0).callback, None)
+
+        self.patch(factory, "session_for", recording_session_for)
+        self.patch(factory, "release", recording_release)
+
+        @defer.inlineCallbacks
+        def come_and_go():
+            server_closed = defer.Deferred()
+            closed.append(server_closed)
+            c = yield self.client()
+            c.send({"type": "say", "text": "x"})
+            self.assertEqual((yield c.next())["type"], "echo")
+            yield self.close(c)
+            yield server_closed.addTimeout(10, reactor)  # a deadline, not a wait
+
+        yield come_and_go()  # (first-use caches and the like: not per connection)
         gc.collect()
         gc.disable()
         self.addCleanup(gc.enable)
         gc.set_debug(gc.DEBUG_SAVEALL)
         self.addCleanup(gc.set_debug, 0)
+        self.addCleanup(gc.garbage.clear)
+        del served[:]
         for _ in range(5):
-            c = yield self.client()
-            c.send({"type": "say", "text": "x"})
-            yield c.next()
-            yield self.close(c)
-        yield deferLater(reactor, 0.05, lambda: None)  # the server side closes
+            yield come_and_go()
+        self.assertEqual(len(served), 15)
+        self.assertEqual([r() for r in served if r() is not None], [])
         gc.collect()
-        left = [o for o in gc.garbage if isinstance(o, (ServerProtocol, Session))]
-        gc.garbage.clear()
-        self.assertEqual(left, [])
+        kinds = (ServerProtocol, Session, WriteThroughServer)
+        self.assertEqual([o for o in gc.garbage if isinstance(o, kinds)], [])

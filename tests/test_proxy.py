@@ -61,6 +61,13 @@ def v2_tcp4(source, port=5555):
     return v2(1, 0x11, body)
 
 
+def v2_tcp6(source, port=5555):
+    body = (
+        ipaddress.IPv6Address(source).packed + bytes(16) + struct.pack("!HH", port, 1)
+    )
+    return v2(1, 0x21, body)
+
+
 def v2_unix(path=b"/run/client.sock"):
     return v2(1, 0x31, path.ljust(108, b"\x00") + b"/run/lb.sock".ljust(108, b"\x00"))
 
@@ -240,6 +247,117 @@ class HeaderTests(ProxyTestCase):
         c.send(b"PROXY TCP4 ")
         self.clock.advance(HEADER_TIMEOUT)
         self.assertTrue(c.transport.disconnecting)
+
+
+class SplitHeaderTests(ProxyTestCase):
+    """
+    A header split across reads, down to a byte a read (as a balancer's
+    segments may come), connects the echolab protocol once it is whole and
+    not before, and the bytes after it reach the echolab protocol whichever
+    read brings them. (Twisted's own wrapper drops such a connection.)
+    """
+
+    # v1 and v2 headers, with the address each gives the connection.
+    HEADERS = [
+        (v1("198.51.100.7"), "198.51.100.7"),
+        (v1("2001:db8::7"), "2001:db8::7"),
+        (b"PROXY UNKNOWN\r\n", BALANCER),
+        (v2_tcp4("203.0.113.9"), "203.0.113.9"),
+        (v2_tcp6("2001:db8::9"), "2001:db8::9"),
+        (v2(0, 0x00), BALANCER),  # LOCAL: the balancer's health check
+    ]
+
+    def proxied(self):
+        """
+        A connection through the wrapper, and the list of the transports
+        its echolab protocol was connected to (by C{makeConnection}).
+        """
+        c = Proxied(self.wrapping())
+        made = []
+        make_connection = c.server.makeConnection
+
+        def counting(transport):
+            made.append(transport)
+            make_connection(transport)
+
+        c.server.makeConnection = counting
+        return c, made
+
+    def assertWaiting(self, c, made, what):
+        """
+        C{c} is still waiting for its header: its echolab protocol is not
+        connected, nothing was written, it holds a waiting place.
+        """
+        self.assertEqual(made, [], what)
+        self.assertIsNone(c.server.address, what)
+        self.assertEqual(c.transport.value(), b"", what)
+        self.assertFalse(c.closed, what)
+        self.assertEqual(self.factory.connections, set(), what)
+        self.assertEqual(self.factory.waiting, {c.wrapper}, what)
+
+    def assertServed(self, c, made, address, what):
+        """
+        C{c}'s echolab protocol was connected once, to the wrapper, under
+        C{address}, and holds a served place instead of a waiting one.
+        """
+        self.assertEqual(made, [c.wrapper], what)
+        self.assertEqual(c.server.address, address, what)
+        self.assertEqual(self.factory.connections, {c.server}, what)
+        self.assertEqual(self.factory.waiting, set(), what)
+        self.assertFalse(c.closed, what)
+
+    def test_byte_by_byte(self):
+        """
+        A header one byte a read: each read but its last leaves the
+        connection waiting; the last connects it, and the message after the
+        header in that read is answered. Later reads reach it, and the
+        header's timeout no longer applies.
+        """
+        for header, address in self.HEADERS:
+            c, made = self.proxied()
+            for i in range(len(header) - 1):
+                c.send(header[i : i + 1])
+                self.assertWaiting(c, made, (header, i))
+            c.send(header[-1:] + frame({"type": "say", "text": "after"}))
+            self.assertServed(c, made, address, header)
+            self.assertEqual(
+                [(r["type"], r.get("text")) for r in c.replies()],
+                [("welcome", None), ("echo", "after")],
+                header,
+            )
+            c.send(frame({"type": "say", "text": "later"}))
+            self.assertEqual([r["text"] for r in c.replies()], ["later"], header)
+            self.clock.advance(HEADER_TIMEOUT)
+            self.assertFalse(c.closed, header)
+            self.assertEqual(made, [c.wrapper], header)
+
+    def test_two_reads(self):
+        """
+        A header and two messages in two reads, split anywhere: the
+        connection waits while the first read holds part of the header, is
+        served once it is whole, and both messages are answered in order.
+        """
+        messages = frame({"type": "say", "text": "one"}) + frame(
+            {"type": "say", "text": "two"}
+        )
+        for header, address in self.HEADERS:
+            data = header + messages
+            for split in range(1, len(data)):
+                what = (header, split)
+                c, made = self.proxied()
+                c.send(data[:split])
+                if split < len(header):
+                    self.assertWaiting(c, made, what)
+                else:
+                    self.assertServed(c, made, address, what)
+                c.send(data[split:])
+                self.assertServed(c, made, address, what)
+                replies = c.replies()
+                self.assertEqual(
+                    [(r["type"], r.get("text")) for r in replies],
+                    [("welcome", None), ("echo", "one"), ("echo", "two")],
+                    what,
+                )
 
 
 class WaitingTests(ProxyTestCase):
