@@ -1,7 +1,7 @@
 """
 What a frame trickled in small pieces costs the server: the measurement
 behind echolab's framing (echotwist/framing.py) and its paced reads of
-trickled frames (echotwist/protocol.py).
+trickled frames (echotwist/flow.py).
 
     python benchmarks/trickle.py            # both parts, about a minute
     python benchmarks/trickle.py --quick
@@ -77,7 +77,7 @@ def in_process(quick):
 
 
 PACING_OFF = (
-    "import sys, echotwist.protocol as p; p.FREE_SMALL_READS = 10**9; "
+    "import sys, echotwist.flow as p; p.FREE_SMALL_READS = 10**9; "
     "from twisted.scripts.twistd import run; sys.argv[0] = 'twistd'; run()"
 )
 PACING_ON = (

@@ -30,7 +30,7 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import Interface, alsoProvides, implementer
 
 from echotwist.addresses import peer_host
-from echotwist.protocol import close_writing
+from echotwist.output import close_writing
 
 HEADER_TIMEOUT = 10.0  # a balancer sends the header at once
 V1_LONGEST = 107  # the longest v1 header line the spec allows, CRLF included

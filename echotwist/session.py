@@ -4,8 +4,8 @@ What each message means at each point of a conversation (contract section
 4), one small state machine per mode.
 
 A session never sees bytes or frames: the protocol hands it decoded
-messages (L{echotwist.messages}) and it answers through its peer's
-C{send}, C{send_echoes} and C{finish}. A handler that starts slow work
+messages (L{echotwist.messages}) and it answers through its peer, the
+connection, which provides L{ISessionPeer}. A handler that starts slow work
 (a database write, a password hash) returns its L{Deferred}; the protocol
 holds the connection's next messages until it fires, so messages are
 handled one at a time, in order.
@@ -13,12 +13,39 @@ handled one at a time, in order.
 
 from twisted.cred.error import UnauthorizedLogin
 from twisted.logger import Logger
+from zope.interface import Attribute, Interface
 
 from echotwist import messages as m
 from echotwist.auth import LoginTaken, RateLimited
 
 # What kind of refusal counts against a connection's bad-message budget.
 _STRIKES = frozenset({m.BAD_MESSAGE, m.BAD_STATE, m.BAD_VALUE})
+
+
+class ISessionPeer(Interface):
+    """
+    What a session may ask of its connection
+    (L{echotwist.protocol.ServerProtocol}), and all it may ask.
+    """
+
+    address = Attribute("The client's IP address, as text.")
+
+    def send(message):
+        """
+        Send one message (a L{dict}, see L{echotwist.messages}).
+        """
+
+    def send_echoes(text, repeat):
+        """
+        Answer a C{say}: C{repeat} echoes of C{text}, numbered if more than
+        one, written as fast as the client reads them.
+        """
+
+    def finish(*messages):
+        """
+        Send C{messages}, then close the connection. Once it is closing (or
+        gone) this does nothing.
+        """
 
 
 class Session:
@@ -39,9 +66,7 @@ class Session:
 
     def __init__(self, peer, server):
         """
-        @param peer: the connection; provides C{send(message)},
-            C{send_echoes(text, repeat)}, C{finish(*messages)} and
-            C{address}, the client's IP address as text.
+        @param peer: the connection, an L{ISessionPeer}.
         @param server: the factory: C{settings}, C{version} and the stores.
         """
         self.peer = peer

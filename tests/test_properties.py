@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.protocol import TRICKLE_PAUSE
+from echotwist.flow import TRICKLE_PAUSE
 from echotwist.wire import frame, header
 from tests import contract_model as model
 from tests.helpers import (

@@ -6,9 +6,12 @@ L{StringTransport}: what it answers, what it refuses, and how it closes.
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from echotwist import __version__
-from echotwist.protocol import READ_AHEAD
+from echotwist.flow import READ_AHEAD
+from echotwist.protocol import CLOSING, LOST, OPEN
+from echotwist.session import ISessionPeer
 from echotwist.wire import HEADER
 from tests.helpers import Conversation, frame, make_factory
 
@@ -184,6 +187,17 @@ class EchoModeTests(SynchronousTestCase):
         self.assertTrue(c.closing)
 
 
+class PeerTests(SynchronousTestCase):
+    def test_session_peer(self):
+        """
+        The connection is its session's peer, and provides all a session
+        may ask of it (L{ISessionPeer}).
+        """
+        c = Conversation(make_factory(self, "echo"))
+        self.assertIs(c.protocol.session.peer, c.protocol)
+        self.assertTrue(verifyObject(ISessionPeer, c.protocol))
+
+
 class ClosingTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
@@ -222,6 +236,35 @@ class ClosingTests(SynchronousTestCase):
         self.c.replies()
         self.c.send({"type": "say", "text": "more"})
         self.assertEqual(self.c.replies(), [])
+
+    def test_stages(self):
+        """
+        A connection is open, then closing once it finishes (later calls to
+        C{finish} send nothing), then lost.
+        """
+        protocol = self.c.protocol
+        self.assertIs(protocol.stage, OPEN)
+        self.assertFalse(self.c.closing)
+        protocol.finish({"type": "bye", "text": "one"})
+        self.assertIs(protocol.stage, CLOSING)
+        self.assertTrue(self.c.closing)
+        self.assertEqual(self.c.types(), ["bye"])
+        protocol.finish({"type": "bye", "text": "two"})
+        self.assertEqual(self.c.types(), [])
+        self.c.lose()
+        self.assertIs(protocol.stage, LOST)
+        protocol.finish({"type": "bye", "text": "three"})
+        self.assertEqual(self.c.types(), [])
+
+    def test_lost_while_open(self):
+        """
+        A client that goes first leaves the connection lost, with nothing
+        scheduled and no more holds on it.
+        """
+        self.c.send({"type": "say", "text": "x", "repeat": 3})
+        self.c.lose()
+        self.assertIs(self.c.protocol.stage, LOST)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_lost_cancels_abort(self):
         """
