@@ -23,6 +23,15 @@ class Deadlines:
         we send, or L{None}.
     """
 
+    # (Slots: every connection has one, and a dict would cost it memory.)
+    __slots__ = (
+        "settings",
+        "connected_at",
+        "last_heard",
+        "unfinished_since",
+        "stalled_since",
+    )
+
     def __init__(self, settings, now):
         """
         @param settings: the L{echotwist.settings.Settings}, whose

@@ -46,8 +46,16 @@ class Flow:
     @ivar reading_paused: whether we asked the transport to stop reading.
     """
 
-    _small_reads = 0
-    _trickle_call = None
+    # (Slots: every connection has one, and a dict would cost it memory.)
+    __slots__ = (
+        "_receiver",
+        "_transport",
+        "_clock",
+        "holds",
+        "reading_paused",
+        "_small_reads",
+        "_trickle_call",
+    )
 
     def __init__(self, receiver, transport, clock):
         """
@@ -63,6 +71,8 @@ class Flow:
         self._clock = clock
         self.holds = 0
         self.reading_paused = False
+        self._small_reads = 0
+        self._trickle_call = None
 
     def hold(self, reason):
         """

@@ -37,9 +37,16 @@ class Output:
         not gathering. The connection starts gathering for each read.
     """
 
-    gathered = None
-    _echoes = None
-    _abort_call = None
+    # (Slots: every connection has one, and a dict would cost it memory.)
+    __slots__ = (
+        "_transport",
+        "_flow",
+        "_clock",
+        "_linger",
+        "gathered",
+        "_echoes",
+        "_abort_call",
+    )
 
     def __init__(self, transport, flow, clock, linger):
         """
@@ -54,6 +61,9 @@ class Output:
         self._flow = flow
         self._clock = clock
         self._linger = linger
+        self.gathered = None
+        self._echoes = None
+        self._abort_call = None
 
     def send(self, message):
         """
