@@ -523,3 +523,42 @@ class TLSLoginTimeoutTests(AttackTestCase):
         wait_for_log(server.log, "took too long to identify or log in")
         self.assertEqual(server.stop()[0], 0)
         self.assertCleanLog(server)
+
+
+class LogFloodTests(AttackTestCase):
+    def test_log_bounded_per_client(self):
+        """
+        The attack: one client connects and probes logins as fast as it can
+        to rotate the audit log away. What is written about it stays within
+        its allowance a minute (info lines and warnings each) plus its
+        summaries, while a bystander's every line is written.
+        """
+        server = self.server("auth")
+        before = os.path.getsize(server.log)
+        flooded = run(workloads.lookups(server.port, 1500, "127.1.0.30"))
+        run(workloads.lookups(server.port, 10, "127.1.0.31"))
+        self.assertEqual(server.stop()[0], 0)  # (stopping writes the summaries)
+        with open(server.log, encoding="utf-8") as f:
+            f.seek(before)
+            lines = f.read().splitlines()
+        noisy = [line for line in lines if "127.1.0.30" in line]
+        summaries = [line for line in noisy if "not written" in line]
+        allowance = 30
+        self.record(
+            {
+                "probes": sum(flooded.values()),
+                "lines about the prober": len(noisy),
+                "log bytes": sum(len(line) + 1 for line in lines),
+            }
+        )
+        self.assertLessEqual(len(noisy), 2 * allowance + len(summaries))
+        self.assertTrue(summaries, noisy[-5:])
+        bystander = [line for line in lines if "127.1.0.31" in line]
+        self.assertEqual(
+            [
+                ("connection from" in line, "disconnected" in line)
+                for line in bystander
+            ].count((True, False)),
+            10,
+        )
+        self.assertCleanLog(server)
