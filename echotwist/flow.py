@@ -18,10 +18,11 @@ ECHOING = 4  # echoes of a say are still being written
 TRICKLE = 8  # a frame is trickling in: read it less often
 
 # A frame arriving in many tiny reads costs a system call and a Python call
-# per read, whatever its size: a trickle of one byte per TCP segment makes a
-# 64 KiB frame cost over half a second of CPU. After a few such reads of one
-# frame, reading waits a little between reads, so the kernel gathers more.
-# Ordinary clients fill their segments and are never slowed.
+# per read, whatever its size, so a trickle of one byte per TCP segment
+# makes a large frame cost a great deal of CPU (docs/reliability.md). After
+# a few such reads of one frame, reading waits a little between reads, so
+# the kernel gathers more. Ordinary clients fill their segments and are
+# never slowed.
 SMALL_READ = 512
 FREE_SMALL_READS = 8
 TRICKLE_PAUSE = 0.01

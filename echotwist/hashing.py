@@ -49,7 +49,7 @@ def _at_low_priority(function, *args):
     connection's replies. Linux sets priorities per thread: C{SCHED_IDLE}
     where allowed, which any other thread preempts the moment it wakes
     (at nice 19 alone the scheduler may let the hash run on for its slice,
-    and an echo waited milliseconds now and then); else nice 19.
+    and an echo then waits for it); else nice 19.
 
     The price: such a thread runs only when its CPU has nothing else to
     do. Another process keeping that CPU busy starves the logins, and the
@@ -87,8 +87,8 @@ def keep_hash_memory(memory_kib):
 
     glibc gives a block this large its own C{mmap} and unmaps it when it is
     freed, so every hash page-faults its whole memory back in and the
-    kernel zeroes it: a third of a 32 MiB hash's time (41.8 -> 28.3 ms
-    here, C{docs/performance.md}). Raising glibc's mmap and trim thresholds
+    kernel zeroes it, a large share of the hash's time
+    (C{docs/performance.md}). Raising glibc's mmap and trim thresholds
     above the block's size makes it come from, and stay in, the hashing
     thread's heap. The cost: each hashing thread keeps that memory once it
     has hashed. Elsewhere than glibc, or for costs over 1 GiB, this does

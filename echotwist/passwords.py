@@ -21,7 +21,7 @@ from echotwist.password_patterns import trivial_pattern
 # OWASP's floor for argon2id (Password Storage Cheat Sheet): 19 MiB, t=2, p=1.
 MIN_MEMORY_KIB = 19 * 1024
 MIN_TIME_COST = 2
-# The default costs about 45 ms per hash on the machines we measured.
+# The default: tens of milliseconds of a core per hash (docs/performance.md).
 DEFAULT_MEMORY_KIB = 32 * 1024
 DEFAULT_TIME_COST = 2
 
@@ -67,7 +67,8 @@ def normalize(password):
 def common_passwords():
     """
     The common-password list, read once. Auth mode reads it as it starts:
-    read on the first registration, it held the reactor up for 5-15 ms.
+    read on the first registration, it would hold the reactor up for
+    milliseconds.
     """
     global _common
     if _common is None:
