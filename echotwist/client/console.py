@@ -25,15 +25,13 @@ from zope.interface import implementer
 
 from echotwist.client import connect
 from echotwist.client.conversation import Conversation
+from echotwist.client.ending import EXIT_INTERRUPTED
 from echotwist.client.options import Options, fill_in
 from echotwist.client.profile import Profile, default_path, server_key
 from echotwist.client.protocol import ClientProtocol
 from echotwist.prompts import format_address
 
 PROGRAM = "echolab-client"
-
-EXIT_INTERRUPTED = 130
-"""Exit status after Ctrl-C, as shells report death by SIGINT."""
 
 
 class Terminal:
