@@ -12,7 +12,7 @@ from twisted.python import usage
 
 from echotwist import prompts
 from echotwist.hashing import HashSettings
-from echotwist.service import endpoint_from
+from echotwist.listening import endpoint_from
 from echotwist.logbudget import ALLOWANCE
 from echotwist.optionspec import from_options, number, option_row, option_rows
 from echotwist.settings import Settings

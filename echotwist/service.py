@@ -1,7 +1,9 @@
 # -*- test-case-name: tests.test_service -*-
 """
-The running server as Twisted services: the log file, the stores, and
-the listening port with its fallback to the next free port.
+The running server as Twisted services: the log file, the stores, the
+clients, and the listeners (L{echotwist.listening}), started in that
+order, with start-up failures said in one line on the console
+(L{echotwist.startup}).
 """
 
 import fcntl
@@ -11,8 +13,7 @@ import sys
 import time
 
 from twisted.application import service
-from twisted.internet import defer, endpoints
-from twisted.internet.error import CannotListenError
+from twisted.internet import defer
 from twisted.logger import (
     ILogObserver,
     Logger,
@@ -20,12 +21,27 @@ from twisted.logger import (
     eventAsText,
     formatTime,
 )
-from twisted.python.failure import Failure
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from echotwist.listening import ListenerService
 from echotwist.logbudget import ClientLogBudget
-from echotwist.prompts import format_address
+from echotwist.startup import (
+    StartupError,
+    console,
+    exit_status,
+    leave_failures_to_the_daemon,
+    tell,
+)
+
+__all__ = [
+    "ClientsService",
+    "DataDirectoryLock",
+    "EchoService",
+    "ListenerService",
+    "StartupError",
+    "StoresService",
+]
 
 log = Logger()
 
@@ -185,9 +201,31 @@ class EchoService(service.MultiService):
             self._abandon_start(list(self), e)
             raise
         self.reactor.callWhenRunning(self._take_stop_signals)
-        # Started: twistd tells its daemon's parent so next, and the parent
-        # exits; the daemon keeps no hold on the starter's terminal or pipe.
+        listened = [c.listened for c in self if isinstance(c, ListenerService)]
+        defer.gatherResults(listened, consumeErrors=True).addCallbacks(
+            self._started, self._failed_late
+        )
+
+    def _started(self, ports):
+        """
+        Every listener listens and has said so: the daemon keeps no hold on
+        the starter's terminal or pipe. (Endpoints that answer at once have,
+        before twistd tells its daemon's parent that the server started.)
+        """
         self._release_console()
+
+    def _failed_late(self, failure):
+        """
+        A listener's endpoint failed after the services started: start-up
+        fails all the same, in one line, but twistd can no longer report
+        it, so stop here, with exit status 1 (L{exit_status}).
+        """
+        failure.trap(defer.FirstError)
+        if not self.running:  # (stopping anyway)
+            return
+        self._abandon_start([], failure.value.subFailure.value)
+        exit_status(1)
+        self.reactor.callWhenRunning(self.reactor.stop)
 
     def _abandon_start(self, started, e):
         """
@@ -204,18 +242,8 @@ class EchoService(service.MultiService):
         else:
             why = f"cannot start: {type(e).__name__}: {e}"
         log.error("cannot start: {why}", why=why)
-        self._tell(self.console_err, f"echolab: {why}")
+        tell(self.console_err, f"echolab: {why}")
         self._release_console()
-
-    @staticmethod
-    def _tell(stream, line):
-        if stream is None:
-            return
-        try:
-            stream.write(line + "\n")
-            stream.flush()
-        except (OSError, ValueError):  # (nobody reads it any more)
-            pass
 
     def _duplicate_console(self):
         """
@@ -262,7 +290,7 @@ class EchoService(service.MultiService):
             self.reactor.callFromThread(self.reactor.stop)
 
     def announce(self, line):
-        self._tell(self.console_out, line)
+        tell(self.console_out, line)
         log.info("{line}", line=line)
 
     @defer.inlineCallbacks
@@ -272,6 +300,7 @@ class EchoService(service.MultiService):
         get their C{bye} while the stores are still open.
         """
         service.Service.stopService(self)
+        self._release_console()  # (some endpoint may never have answered)
         for child in reversed(list(self)):
             yield child.stopService()
         if self.log_budget is not None:
@@ -279,56 +308,6 @@ class EchoService(service.MultiService):
         log.info("stopped")
         # The log file stays open: twistd still writes its last lines after
         # this, and the file is unbuffered, so exiting loses nothing.
-
-
-def console(fd):
-    """
-    A duplicate of standard output (C{fd} 1) or error (2) for the console,
-    or L{None} if that stream is closed.
-
-    twistd sends standard output and error into the log once logging
-    begins, and when it daemonizes it points descriptors 0-2 at
-    C{/dev/null} before the services start. A duplicate taken while the
-    service is built still reaches the terminal or pipe twistd was started
-    from, daemon or not.
-    """
-    like = sys.stdout if fd == 1 else sys.stderr
-    try:
-        return os.fdopen(
-            os.dup(fd),
-            "w",
-            encoding=getattr(like, "encoding", None) or "utf-8",
-            errors="backslashreplace",
-        )
-    except OSError:
-        return None
-
-
-def leave_failures_to_the_daemon():
-    """
-    Point standard error at C{/dev/null} in a process twistd is about to
-    daemonize.
-
-    twistd's parent process waits on a pipe for the daemon's start-up
-    status and, on a failure, writes its own two lines to this standard
-    error (the exception's text cut at 100 bytes, as a bytes repr, and
-    "Please look at log file"). The daemon has already written the failure
-    as one line, through its duplicate (L{console}), so those lines would
-    only repeat it. Nothing else here writes to standard error from now on:
-    twistd sends C{sys.stderr} into the log once logging begins.
-    """
-    sys.stderr.flush()
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, 2)
-    finally:
-        os.close(null)
-
-
-class StartupError(Exception):
-    """
-    The server cannot start (a port, the data directory, the stores).
-    """
 
 
 class DataDirectoryLock(service.Service):
@@ -388,34 +367,6 @@ class StoresService(service.Service):
         self.database.close()
 
 
-def listen_with_fallback(listen, factory, port, tries, interface, backlog):
-    """
-    Listen on C{port}, or the first free one of the C{tries} ports from it
-    (C{port} 0 takes any free port, in one try).
-
-    @param listen: L{IReactorTCP.listenTCP}, or a function like it.
-    @return: the C{IListeningPort}.
-    @raise StartupError: when every port is taken.
-    """
-    last = port if port == 0 else min(65535, port + tries - 1)
-    for candidate in range(port, last + 1):
-        try:
-            return listen(candidate, factory, backlog=backlog, interface=interface)
-        except CannotListenError as e:
-            log.info(
-                "port {port} on {interface} is taken: {why}",
-                port=candidate,
-                interface=interface,
-                why=str(e.socketError),
-            )
-            error = e
-    if last == port:
-        raise StartupError(f"cannot listen on {interface}:{port}: {error.socketError}")
-    raise StartupError(
-        f"cannot listen on {interface}: ports {port}-{last} are all taken"
-    )
-
-
 class ClientsService(service.Service):
     """
     Stopping it says C{bye} to every client and waits for them to go. It
@@ -429,97 +380,3 @@ class ClientsService(service.Service):
     def stopService(self):
         super().stopService()
         return self.factory.say_goodbye()
-
-
-class _Listening(service.Service):
-    """
-    What listening services share: the port they got, closed on stop.
-    """
-
-    listening = None
-
-    def stopService(self):
-        super().stopService()
-        if self.listening is not None:
-            listening, self.listening = self.listening, None
-            return listening.stopListening()
-
-
-class ListenerService(_Listening):
-    """
-    Listen on C{--port} with fallback, then announce the port really got.
-    """
-
-    def __init__(self, listen, factory, port, tries, interface, backlog, announce):
-        self.listen = listen
-        self.factory = factory
-        self.port = port
-        self.tries = tries
-        self.interface = interface
-        self.backlog = backlog
-        self.announce = announce
-
-    def privilegedStartService(self):
-        self.listening = listen_with_fallback(
-            self.listen,
-            self.factory,
-            self.port,
-            self.tries,
-            self.interface,
-            self.backlog,
-        )
-        host = self.listening.getHost()
-        self.announce(f"listening on {format_address(self.interface, host.port)}")
-        super().privilegedStartService()
-
-
-def endpoint_from(reactor, description, backlog=None):
-    """
-    A server endpoint from a Twisted endpoint string (C{tcp:}, C{tcp6:},
-    C{ssl:}, C{unix:}), or C{haproxy:} followed by one of those for
-    connections that start with a PROXY header.
-
-    @param backlog: the listen backlog, unless the string names one
-        (Twisted's default of 50 drops connects from a burst).
-    """
-    if backlog is not None and "backlog=" not in description:
-        description += f":backlog={backlog}"
-    if description.startswith("haproxy:"):
-        from echotwist.proxy import ProxyEndpoint
-
-        inner = description[len("haproxy:") :]
-        return ProxyEndpoint(endpoints.serverFromString(reactor, inner), reactor)
-    return endpoints.serverFromString(reactor, description)
-
-
-class EndpointService(_Listening):
-    """
-    Listen on a Twisted endpoint string (C{--listen}), and announce it.
-    """
-
-    def __init__(self, reactor, factory, description, backlog, announce):
-        self.reactor = reactor
-        self.factory = factory
-        self.description = description
-        self.backlog = backlog
-        self.announce = announce
-
-    def privilegedStartService(self):
-        outcome = []
-        endpoint = endpoint_from(self.reactor, self.description, self.backlog)
-        endpoint.listen(self.factory).addBoth(outcome.append)
-        # Every endpoint we accept listens at once; a Failure is start-up's.
-        [result] = outcome
-        if isinstance(result, Failure):
-            raise StartupError(
-                f"cannot listen on {self.description}: {result.getErrorMessage()}"
-            )
-        self.listening = result
-        host = result.getHost()
-        scheme = self.description.split(":", 1)[0]
-        if hasattr(host, "port"):
-            where = format_address(host.host, host.port)
-        else:
-            where = f"unix:{host.name.decode() if isinstance(host.name, bytes) else host.name}"
-        self.announce(f"listening on {where} ({scheme})")
-        super().privilegedStartService()

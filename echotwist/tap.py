@@ -20,7 +20,6 @@ from echotwist.service import (
     ClientsService,
     DataDirectoryLock,
     EchoService,
-    EndpointService,
     ListenerService,
     StoresService,
 )
@@ -96,7 +95,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     factory = EchoFactory(settings, reactor, identities, accounts)
     ClientsService(factory).setServiceParent(top)
     if options["port"] is not None:
-        ListenerService(
+        ListenerService.on_port(
             partial(listen_tcp, reactor),
             factory,
             options["port"],
@@ -106,7 +105,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             top.announce,
         ).setServiceParent(top)
     for description in options["listen"]:
-        EndpointService(
+        ListenerService.on_endpoint(
             reactor, factory, description, options["backlog"], top.announce
         ).setServiceParent(top)
     top.factory = factory

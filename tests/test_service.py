@@ -8,7 +8,7 @@ import os
 import socket
 
 from twisted.application.service import Application, Service
-from twisted.internet import reactor
+from twisted.internet import defer, reactor
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
@@ -16,12 +16,12 @@ from twisted.logger import ILogObserver, Logger, eventAsText
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from echotwist import service as service_module
+from echotwist.listening import FallbackPortEndpoint, listen_with_fallback
 from echotwist.service import (
     EchoService,
     ListenerService,
     StartupError,
     StoresService,
-    listen_with_fallback,
 )
 from echotwist.store import Database
 
@@ -125,7 +125,7 @@ class ListenerTests(SynchronousTestCase):
         r = BusyReactor({9090})
         factory = Factory()
         factory.say_goodbye = lambda: None
-        ListenerService(
+        ListenerService.on_port(
             r.listenTCP, factory, 9090, 10, "127.0.0.1", 50, top.announce
         ).setServiceParent(top)
         top.privilegedStartService()
@@ -136,7 +136,7 @@ class ListenerTests(SynchronousTestCase):
         IPv6 addresses are bracketed in the listening line.
         """
         top = Top(self)
-        ListenerService(
+        ListenerService.on_port(
             MemoryReactor().listenTCP, Factory(), 7000, 1, "::1", 50, top.announce
         ).setServiceParent(top)
         top.privilegedStartService()
@@ -149,7 +149,7 @@ class ListenerTests(SynchronousTestCase):
         mode too: it does not report L{SystemExit}.
         """
         top = Top(self)
-        ListenerService(
+        ListenerService.on_port(
             BusyReactor({5000, 5001}).listenTCP,
             Factory(),
             5000,
@@ -209,6 +209,124 @@ class ListenerTests(SynchronousTestCase):
         )
 
 
+class LaterEndpoint:
+    """
+    An endpoint that answers when the test says, as one that has to ask
+    something first would, after the services started.
+    """
+
+    def __init__(self):
+        self.waiting = []
+
+    def listen(self, factory):
+        d = defer.Deferred()
+        self.waiting.append(d)
+        return d
+
+
+class LateEndpointTests(SynchronousTestCase):
+    def start(self, name="tcp:7000"):
+        """
+        A server on a L{MemoryReactorClock} with one listener whose endpoint
+        has not answered once the services started. Returns the server, its
+        reactor and the endpoint's L{Deferred}.
+        """
+        self.out, self.err = io.StringIO(), io.StringIO()
+        r = MemoryReactorClock()
+        top = EchoService(r, self.mktemp() + ".log", 1000, 2, 30, self.out, self.err)
+        endpoint = LaterEndpoint()
+        ListenerService(
+            endpoint, Factory(), top.announce, lambda port: "there", name
+        ).setServiceParent(top)
+        top.privilegedStartService()
+        top.startService()
+        [waiting] = endpoint.waiting
+        self.assertEqual((self.out.getvalue(), self.err.getvalue()), ("", ""))
+        self.assertIs(top.console_out, self.out)  # (kept for the line)
+        return top, r, waiting
+
+    def test_listening_later(self):
+        """
+        The listening line is said once the endpoint answers; then the
+        console is let go.
+        """
+        top, r, waiting = self.start()
+        port = MemoryReactor().listenTCP(7000, Factory())
+        waiting.callback(port)
+        self.assertEqual(self.out.getvalue(), "listening on there\n")
+        self.assertIsNone(top.console_out)
+        [listener] = top
+        self.assertIs(listener.listening, port)
+        self.assertFalse(r.hasStopped)
+
+    def test_failing_later(self):
+        """
+        An endpoint that fails after the services started fails start-up all
+        the same: one line on standard error, the reactor stopped, and exit
+        status 1, which twistd can no longer give.
+        """
+        statuses = []
+        self.patch(service_module, "exit_status", statuses.append)
+        top, r, waiting = self.start()
+        r.running = True
+        waiting.errback(CannotListenError("", 7000, OSError(98, "in use")))
+        self.assertEqual(self.out.getvalue(), "")
+        self.assertEqual(
+            self.err.getvalue(),
+            "echolab: cannot listen on tcp:7000: Couldn't listen on any:7000: "
+            "[Errno 98] in use.\n",
+        )
+        self.assertIsNone(top.console_err)
+        self.assertEqual(statuses, [1])
+        self.assertTrue(r.hasStopped)
+        self.successResultOf(top.stopService())
+
+    def test_stopped_before_answer(self):
+        """
+        Stopped before its endpoint answered, the listener stops waiting for
+        it, and the console is let go.
+        """
+        top, r, waiting = self.start()
+        self.successResultOf(top.stopService())
+        self.assertTrue(waiting.called)  # (cancelled)
+        [listener] = top
+        self.assertNoResult(listener.listened)
+        self.assertIsNone(top.console_out)
+        self.assertEqual((self.out.getvalue(), self.err.getvalue()), ("", ""))
+
+
+class EndpointTests(SynchronousTestCase):
+    def test_port_is_an_endpoint(self):
+        """
+        C{--port}'s fallback is an endpoint, answering at once.
+        """
+        endpoint = FallbackPortEndpoint(
+            BusyReactor({9090}).listenTCP, 9090, 3, "127.0.0.1", 50
+        )
+        port = self.successResultOf(endpoint.listen(Factory()))
+        self.assertEqual(port.getHost().port, 9091)
+        endpoint = FallbackPortEndpoint(
+            BusyReactor({9090}).listenTCP, 9090, 1, "127.0.0.1", 50
+        )
+        self.failureResultOf(endpoint.listen(Factory()), StartupError)
+
+    def test_endpoint_fails_at_once(self):
+        """
+        An endpoint string that fails while the service starts fails
+        start-up with one line naming it.
+        """
+        top = Top(self)
+        r = BusyReactor({7000})
+        ListenerService.on_endpoint(
+            r, Factory(), "tcp:7000:interface=127.0.0.1", None, top.announce
+        ).setServiceParent(top)
+        e = self.assertRaises(StartupError, top.privilegedStartService)
+        self.assertTrue(
+            str(e).startswith("cannot listen on tcp:7000:interface=127.0.0.1: "), e
+        )
+        self.assertEqual(top.err.getvalue(), f"echolab: {e}\n")
+
+
 class ConsoleTests(SynchronousTestCase):
     def duplicates(self, daemon=False):
         """
@@ -262,7 +380,7 @@ class ConsoleTests(SynchronousTestCase):
         the end), and writes nothing more there.
         """
         top, out_read, err_read = self.duplicates()
-        ListenerService(
+        ListenerService.on_port(
             MemoryReactor().listenTCP, Factory(), 7000, 1, "127.0.0.1", 50, top.announce
         ).setServiceParent(top)
         top.privilegedStartService()
@@ -278,7 +396,7 @@ class ConsoleTests(SynchronousTestCase):
         A failed start says why and closes the console too.
         """
         top, out_read, err_read = self.duplicates()
-        ListenerService(
+        ListenerService.on_port(
             BusyReactor({7000}).listenTCP,
             Factory(),
             7000,
