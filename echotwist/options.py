@@ -17,6 +17,7 @@ from echotwist.logbudget import ALLOWANCE
 from echotwist.optionspec import from_options, number, option_row, option_rows
 from echotwist.settings import Settings
 from echotwist.throttle import Limits
+from echotwist.twistd_options import check_pidfile, logfile_option
 
 DEFAULT_PORT = 9090
 _defaults = Settings()
@@ -135,7 +136,7 @@ class Options(usage.Options):
     def postOptions(self):
         twistd = getattr(self, "parent", None)
         if twistd is not None:
-            self._check_pidfile(twistd.get("pidfile"))
+            check_pidfile(twistd.get("pidfile"))
         if self["port"] is None and not self["listen"]:
             self["port"] = self._ask_port()
         self["data-dir"] = os.path.abspath(self["data-dir"])
@@ -146,7 +147,7 @@ class Options(usage.Options):
         log_option = "--log-file"
         if twistd is not None and twistd.get("logfile"):
             log_option = "--logfile"
-            self["log-file"] = self._twistd_logfile(twistd["logfile"])
+            self["log-file"] = logfile_option(twistd["logfile"], self["log-file"])
         if self["log-file"] is None:
             self["log-file"] = os.path.join(self["data-dir"], "echolab.log")
         self["log-file"] = os.path.abspath(self["log-file"])
@@ -156,55 +157,6 @@ class Options(usage.Options):
             )
         except OSError as e:
             raise usage.UsageError(f"{log_option}: {e}") from None
-
-    def _check_pidfile(self, pidfile):
-        """
-        twistd's pid file (C{twistd.pid} in the current directory unless
-        C{--pidfile} names another; none with C{--pidfile=}), checked before
-        twistd does: another server holding it is one line naming the
-        options that run a second one, where twistd's five lines would
-        suggest its C{--logfile}. A pid file that cannot be written is a
-        usage error now, where a daemon's twistd would only say so to its
-        log (see L{echotwist.service.leave_failures_to_the_daemon}).
-        """
-        if not pidfile:
-            return
-        path = os.path.abspath(pidfile)
-        pid = _running_pid(path)
-        if pid is not None:
-            sys.stderr.write(
-                f"echolab: another twistd server (pid {pid}) holds {path}; to run "
-                "a second server, give it its own --pidfile= and --data-dir: "
-                "twistd --pidfile=second.pid echolab --data-dir second-data\n"
-            )
-            raise SystemExit(1)
-        try:
-            if os.path.exists(path):  # (stale: twistd replaces it)
-                os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
-            else:
-                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-                os.unlink(path)
-        except OSError as e:
-            raise usage.UsageError(f"twistd's --pidfile: {e}") from None
-
-    def _twistd_logfile(self, logfile):
-        """
-        twistd's C{--logfile}, taken as C{--log-file}: the service gives
-        twistd a log observer of its own (rotated, with a budget per
-        client), so twistd itself would silently ignore the option.
-        """
-        if logfile == "-":
-            raise usage.UsageError(
-                "twistd's --logfile -: echolab logs to a file, not to standard "
-                "output (which shows the listening line); name a file"
-            )
-        path = os.path.abspath(logfile)
-        if self["log-file"] is not None and os.path.abspath(self["log-file"]) != path:
-            raise usage.UsageError(
-                f"twistd's --logfile {logfile} and --log-file {self['log-file']} "
-                "name different files; give one"
-            )
-        return path
 
     def _ask_port(self):
         """
@@ -250,28 +202,6 @@ class Options(usage.Options):
         @rtype: L{Limits}
         """
         return from_options(Limits, self)
-
-
-def _running_pid(path):
-    """
-    The process named by the pid file C{path}, if it runs (as twistd's
-    C{checkPID} decides); L{None} if there is no such file, or one that
-    twistd removes as stale or refuses itself.
-    """
-    try:
-        with open(path) as f:
-            pid = int(f.read())
-    except (OSError, ValueError):
-        return None
-    if pid <= 0:
-        return None
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return pid  # (another user's)
-    except OSError:
-        return None
-    return pid
 
 
 def _make_private_dir(path):
