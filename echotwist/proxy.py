@@ -25,12 +25,12 @@ from twisted.internet import address
 from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.protocols.haproxy._v2parser import V2Parser
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from zope.interface import Interface, alsoProvides, implementer
 
 from echotwist.addresses import peer_host
 from echotwist.output import close_writing
+from echotwist.twisted_internals import V2Parser
 
 HEADER_TIMEOUT = 10.0  # a balancer sends the header at once
 V1_LONGEST = 107  # the longest v1 header line the spec allows, CRLF included

@@ -10,9 +10,16 @@ connections do the same, and send the pieces of a C{writeSequence} with one
 C{sendmsg} rather than joining them first. What cannot go at once (a full
 socket buffer, an error) takes Twisted's usual path, which also pauses
 producers and reports errors as before.
+
+Bytes never go around TLS: once C{startTLS} is called, every write takes
+the inherited path, which encrypts it. The write queue and socket are read
+through L{echotwist.twisted_internals}; when its start-up check fails,
+L{listen_tcp} listens with Twisted's own transports.
 """
 
 from twisted.internet import tcp
+
+from echotwist.twisted_internals import fast_socket, usable
 
 # Pieces one sendmsg takes (Linux's IOV_MAX is 1024).
 MAX_PIECES = 1024
@@ -24,19 +31,11 @@ class WriteThroughServer(tcp.Server):
     queue is empty.
     """
 
-    def _queue_empty(self):
-        return not (
-            self._tempDataLen
-            or self.offset != len(self.dataBuffer)
-            or not self.connected
-            or self.disconnecting
-            or self._writeDisconnecting
-        )
-
     def write(self, data):
-        if self._queue_empty():  # (ping-pong's every reply: kept to one call)
+        sock = fast_socket(self)  # (ping-pong's every reply: kept to one call)
+        if sock is not None:
             try:
-                sent = self.socket.send(data)
+                sent = sock.send(data)
             except OSError:  # a full buffer, or an error doWrite will report
                 sent = 0
             if sent == len(data):
@@ -47,9 +46,10 @@ class WriteThroughServer(tcp.Server):
     def writeSequence(self, iovec):
         if len(iovec) > MAX_PIECES:
             iovec = [b"".join(iovec)]
-        if self._queue_empty():
+        sock = fast_socket(self)
+        if sock is not None:
             try:
-                sent = self.socket.sendmsg(iovec)
+                sent = sock.sendmsg(iovec)
             except OSError:  # a full buffer, or an error doWrite will report
                 sent = 0
             iovec = _after(iovec, sent)
@@ -77,8 +77,12 @@ class WriteThroughPort(tcp.Port):
 
 def listen_tcp(reactor, port, factory, backlog=50, interface=""):
     """
-    L{IReactorTCP.listenTCP}, with L{WriteThroughServer} connections.
+    L{IReactorTCP.listenTCP}, with L{WriteThroughServer} connections, or
+    Twisted's own if the running Twisted fails the check of what they use
+    of its internals (the first call runs it, logging one warning if so).
     """
+    if not usable("tcp"):
+        return reactor.listenTCP(port, factory, backlog, interface)
     listening = WriteThroughPort(port, factory, backlog, interface, reactor)
     listening.startListening()
     return listening

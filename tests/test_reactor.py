@@ -4,7 +4,10 @@ events, descriptors, threads, time, TCP) run against it, and what it does
 differently is checked here.
 """
 
+import os
+import select
 import socket
+import subprocess
 
 from twisted.internet.test import (
     test_core,
@@ -15,6 +18,9 @@ from twisted.internet.test import (
 )
 from twisted.internet.test.reactormixins import ReactorBuilder
 from twisted.python import log
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+from tests import test_twistd
 
 REACTORS = ["echotwist.reactor.EPollReactor"]
 
@@ -129,3 +135,55 @@ class EventTestsBuilder(ReactorBuilder):
 
 
 globals().update(EventTestsBuilder.makeTestCaseClasses())
+
+
+class PluginTests(SynchronousTestCase):
+    """
+    The reactor is a Twisted reactor plugin, C{echolab-epoll}.
+    """
+
+    def test_listed(self):
+        """
+        Twisted's reactor list names it, with its module.
+        """
+        from twisted.application.reactors import getReactorTypes
+
+        found = {r.shortName: r for r in getReactorTypes()}
+        self.assertIn("echolab-epoll", found)
+        self.assertEqual(found["echolab-epoll"].moduleName, "echotwist.reactor")
+
+    def test_help_reactors(self):
+        """
+        C{twistd --help-reactors} lists it.
+        """
+        out = subprocess.run(
+            [*test_twistd.TWISTD, "--help-reactors"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        self.assertRegex(out, r"(?m)^\s*echolab-epoll\s")
+
+    def test_twistd_picks_it(self):
+        """
+        C{twistd -r echolab-epoll} runs the server on it.
+        """
+        if not hasattr(select, "epoll"):
+            raise SkipTest("no epoll")
+        data = os.path.abspath(self.mktemp())
+        server = test_twistd.Server(
+            self,
+            "--port",
+            "0",
+            "--mode",
+            "echo",
+            "--data-dir",
+            data,
+            twistd=("-r", "echolab-epoll"),
+        )
+        with server.connect() as s:
+            s.send_message({"type": "say", "text": "plugin"})
+            self.assertEqual(s.recv_message()["text"], "plugin")
+        server.stop()
+        with open(os.path.join(data, "echolab.log")) as f:
+            self.assertIn("reactor class: echotwist.reactor.EPollReactor", f.read())

@@ -315,3 +315,88 @@ class RealSocketTests(SynchronousTestCase):
             connection.writeSequence(pieces)
             self.assertEqual(self.received(), b"".join(pieces), count)
             self.assertNotIn(connection, memory.getWriters(), count)
+
+
+class StartTLSServer(Protocol):
+    """
+    Answers the line C{STARTTLS} with C{OK} in clear text, starts TLS and
+    at once writes a secret, by C{write} and by C{writeSequence}.
+    """
+
+    def connectionMade(self):
+        self.factory.connected.callback(self)
+
+    def dataReceived(self, data):
+        if data == b"STARTTLS\n":
+            self.transport.write(b"OK\n")
+            self.transport.startTLS(self.factory.tls)
+            self.transport.write(b"secret-1,")
+            self.transport.writeSequence([b"secret-", b"2"])
+
+
+class StartTLSClient(Protocol):
+    """
+    Records what arrives before it starts TLS (clear text) and after
+    (decrypted), starting TLS once C{OK} is in.
+    """
+
+    def __init__(self, tls):
+        self.tls = tls
+        self.clear = b""
+        self.decrypted = b""
+        self.started = False
+        self.done = defer.Deferred()
+
+    def connectionMade(self):
+        self.transport.write(b"STARTTLS\n")
+
+    def dataReceived(self, data):
+        if self.started:
+            self.decrypted += data
+            if len(self.decrypted) >= len(b"secret-1,secret-2"):
+                self.transport.loseConnection()
+            return
+        self.clear += data
+        if len(self.clear) > 3:  # clear text after OK: the test fails
+            self.transport.abortConnection()
+        elif self.clear == b"OK\n":
+            self.started = True
+            self.transport.startTLS(self.tls)
+
+    def connectionLost(self, reason):
+        self.done.callback(None)
+
+
+class StartTLSTests(TestCase):
+    timeout = 30
+
+    @defer.inlineCallbacks
+    def test_writes_go_through_tls(self):
+        """
+        Once a write-through connection has called C{startTLS}, its writes
+        go through TLS: the peer receives no clear text after C{OK}, and
+        reads the secret once its own TLS is started (a real handshake on
+        loopback, with a self-signed certificate).
+        """
+        from twisted.internet import ssl
+
+        from tests.test_transport import write_certificate
+
+        cert, key = write_certificate(self)
+        with open(cert, "rb") as c, open(key, "rb") as k:
+            server_cert = ssl.PrivateCertificate.loadPEM(c.read() + k.read())
+        factory = Factory.forProtocol(StartTLSServer)
+        factory.connected = defer.Deferred()
+        factory.tls = server_cert.options()
+        port = listen_tcp(reactor, 0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        trust = ssl.Certificate.loadPEM(server_cert.dumpPEM())
+        client = StartTLSClient(ssl.optionsForClientTLS("localhost", trustRoot=trust))
+        yield connectProtocol(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", port.getHost().port), client
+        )
+        server = yield factory.connected
+        self.assertIsInstance(server.transport, WriteThroughServer)
+        yield client.done
+        self.assertEqual(client.clear, b"OK\n")
+        self.assertEqual(client.decrypted, b"secret-1,secret-2")
