@@ -35,7 +35,8 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     Build the server from parsed L{Options}.
 
     @param reactor: the reactor to use [default: the global one, which is
-        L{echotwist.reactor}'s if none was installed yet].
+        L{echotwist.reactor}'s if none was installed yet and the running
+        Twisted passes L{echotwist.twisted_internals}' check].
     @param stdout: where the listening line goes [default: the console,
         duplicated once attached to twistd's application, before twistd
         redirects standard output to the log or daemonizes].
