@@ -53,6 +53,7 @@ class DocsTests(SynchronousTestCase):
             "host",
             "profile",
             "listen",
+            "help-reactors",
             "out",
             "force",
         }
