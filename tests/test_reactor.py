@@ -4,7 +4,6 @@ events, descriptors, threads, time, TCP) run against it, and what it does
 differently is checked here.
 """
 
-import os
 import select
 import socket
 import subprocess
@@ -170,20 +169,6 @@ class PluginTests(SynchronousTestCase):
         """
         if not hasattr(select, "epoll"):
             raise SkipTest("no epoll")
-        data = os.path.abspath(self.mktemp())
-        server = test_twistd.Server(
-            self,
-            "--port",
-            "0",
-            "--mode",
-            "echo",
-            "--data-dir",
-            data,
-            twistd=("-r", "echolab-epoll"),
+        test_twistd.assert_runs_on(
+            self, "echolab-epoll", "echotwist.reactor.EPollReactor"
         )
-        with server.connect() as s:
-            s.send_message({"type": "say", "text": "plugin"})
-            self.assertEqual(s.recv_message()["text"], "plugin")
-        server.stop()
-        with open(os.path.join(data, "echolab.log")) as f:
-            self.assertIn("reactor class: echotwist.reactor.EPollReactor", f.read())

@@ -28,6 +28,30 @@ LISTENING = re.compile(r"listening on \S+:(\d+)")
 CHEAP = ("--hash-memory", "19456", "--hash-time", "2")
 
 
+def assert_runs_on(testcase, reactor, reactor_class):
+    """
+    A server started with C{twistd -r REACTOR} serves, and its log names
+    C{reactor_class} as the reactor it runs on.
+    """
+    data = os.path.abspath(testcase.mktemp())
+    server = Server(
+        testcase,
+        "--port",
+        "0",
+        "--mode",
+        "echo",
+        "--data-dir",
+        data,
+        twistd=("-r", reactor),
+    )
+    with server.connect() as s:
+        s.send_message({"type": "say", "text": reactor})
+        testcase.assertEqual(s.recv_message()["text"], reactor)
+    server.stop()
+    with open(os.path.join(data, "echolab.log")) as f:
+        testcase.assertIn(f"reactor class: {reactor_class}", f.read())
+
+
 class Server:
     """
     A server process, and what it printed.
@@ -177,25 +201,7 @@ class ProcessTests(SynchronousTestCase):
         """
         C{twistd -r} still picks the reactor; echolab's own is the default.
         """
-        data = os.path.abspath(self.mktemp())
-        server = Server(
-            self,
-            "--port",
-            "0",
-            "--mode",
-            "echo",
-            "--data-dir",
-            data,
-            twistd=("-r", "poll"),
-        )
-        with server.connect() as s:
-            s.send_message({"type": "say", "text": "poll"})
-            self.assertEqual(s.recv_message()["text"], "poll")
-        server.stop()
-        with open(os.path.join(data, "echolab.log")) as f:
-            self.assertIn(
-                "reactor class: twisted.internet.pollreactor.PollReactor", f.read()
-            )
+        assert_runs_on(self, "poll", "twisted.internet.pollreactor.PollReactor")
 
     def test_port_taken(self):
         """
