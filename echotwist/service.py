@@ -34,14 +34,7 @@ from echotwist.startup import (
     tell,
 )
 
-__all__ = [
-    "ClientsService",
-    "DataDirectoryLock",
-    "EchoService",
-    "ListenerService",
-    "StartupError",
-    "StoresService",
-]
+__all__ = ["ClientsService", "DataDirectoryLock", "EchoService", "StoresService"]
 
 log = Logger()
 

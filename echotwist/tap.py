@@ -16,11 +16,11 @@ from echotwist.hashing import Hasher
 from echotwist.options import DEFAULT_PORT, Options
 from echotwist.passwords import make_context
 from echotwist.reactor import install_default
+from echotwist.listening import ListenerService
 from echotwist.service import (
     ClientsService,
     DataDirectoryLock,
     EchoService,
-    ListenerService,
     StoresService,
 )
 from echotwist.store import CredentialStore, Database, IdentityStore

@@ -19,7 +19,7 @@ def check_pidfile(pidfile):
     options that run a second one, where twistd's five lines would
     suggest its C{--logfile}. A pid file that cannot be written is a
     usage error now, where a daemon's twistd would only say so to its
-    log (see L{echotwist.service.leave_failures_to_the_daemon}).
+    log (see L{echotwist.startup.leave_failures_to_the_daemon}).
     """
     if not pidfile:
         return

@@ -29,7 +29,7 @@ from echotwist.factory import EchoFactory
 from echotwist.framing import FrameReceiver
 from echotwist.hashing import Hasher
 from echotwist.passwords import _context
-from echotwist.service import ListenerService
+from echotwist.listening import ListenerService
 from echotwist.settings import Settings
 from echotwist.store import CredentialStore, Database, IdentityStore
 from echotwist.throttle import Limits, LoginThrottle

@@ -16,13 +16,13 @@ from twisted.logger import ILogObserver, Logger, eventAsText
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from echotwist import service as service_module
-from echotwist.listening import FallbackPortEndpoint, listen_with_fallback
-from echotwist.service import (
-    EchoService,
+from echotwist.listening import (
+    FallbackPortEndpoint,
     ListenerService,
-    StartupError,
-    StoresService,
+    listen_with_fallback,
 )
+from echotwist.service import EchoService, StoresService
+from echotwist.startup import StartupError
 from echotwist.store import Database
 
 

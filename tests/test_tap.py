@@ -17,12 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from echotwist import tap
 from echotwist.factory import EchoFactory
 from echotwist.hashing import HashSettings
-from echotwist.service import (
-    ClientsService,
-    DataDirectoryLock,
-    ListenerService,
-    StoresService,
-)
+from echotwist.listening import ListenerService
+from echotwist.service import ClientsService, DataDirectoryLock, StoresService
 from echotwist.settings import Settings
 from echotwist.throttle import Limits
 
