@@ -307,15 +307,14 @@ class LoginThrottle:
 
         @raise RateLimited: it may not be checked now (and was not counted).
         """
-        keys = self._password_keys(login, address)
         if self._login.checking(login.lower()):
             raise RateLimited(
                 self.first_block, "another password check for this login is under way"
             )
-        wait = max(table.wait(key) for table, key in keys)
+        wait = self.password_wait(login, address)
         if wait:
             raise RateLimited(wait)
-        for table, key in keys:
+        for table, key in self._password_keys(login, address):
             table.started(key)
 
     def finish_password(self, login, address, matched):
