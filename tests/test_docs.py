@@ -53,6 +53,7 @@ class DocsTests(SynchronousTestCase):
             "host",
             "profile",
             "listen",
+            "raw-listen",
             "help-reactors",
             "out",
             "force",
