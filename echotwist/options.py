@@ -37,6 +37,16 @@ class Options(usage.Options):
         "shows the port really listened on."
     )
 
+    optFlags = [
+        [
+            "trace",
+            None,
+            "Log every frame in and out of each framed connection, decoded, "
+            "passwords and tokens redacted, mistakes explained (for "
+            "debugging a client: it writes a great deal).",
+        ],
+    ]
+
     optParameters = [
         option_row(
             "port",
@@ -79,6 +89,12 @@ class Options(usage.Options):
             number(int, 1000),
         ),
         option_row("log-keep", 10, "Rotated log files to keep.", number(int, 1, 1000)),
+        option_row(
+            "trace-file",
+            None,
+            "Write the --trace lines to this file (mode 0600, rotated as the "
+            "log) instead of the log; implies --trace.",
+        ),
         option_row(
             "log-client-lines",
             ALLOWANCE,
@@ -159,6 +175,9 @@ class Options(usage.Options):
         if self["log-file"] is None:
             self["log-file"] = os.path.join(self["data-dir"], "echolab.log")
         self["log-file"] = os.path.abspath(self["log-file"])
+        if self["trace-file"] is not None:
+            self["trace"] = True
+            self["trace-file"] = os.path.abspath(self["trace-file"])
         try:  # fail now, in one line, rather than in twistd's start-up
             os.close(
                 os.open(self["log-file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

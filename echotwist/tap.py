@@ -26,6 +26,7 @@ from echotwist.service import (
 )
 from echotwist.store import CredentialStore, Database, IdentityStore
 from echotwist.tcp import listen_tcp
+from echotwist.trace import Tracer, trace
 from echotwist.throttle import LoginThrottle
 
 __all__ = ["DEFAULT_PORT", "Options", "makeService"]
@@ -96,6 +97,8 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             cleaner.setServiceParent(top)
     factory = EchoFactory(settings, reactor, identities, accounts)
     ClientsService(factory).setServiceParent(top)
+    if options["trace"]:
+        _trace(factory, options, reactor)
     raw = RawListenerFactory(factory)
     served, kind = (raw, "raw") if settings.mode == "raw" else (factory, None)
     if options["port"] is not None:
@@ -122,3 +125,18 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         ).setServiceParent(top)
     top.factory = factory
     return top
+
+
+def _trace(factory, options, reactor):
+    """
+    C{--trace}: the factory builds traced connections, whose lines go to
+    the log, or to C{--trace-file} (closed when the reactor stops).
+    """
+    if options["trace-file"] is None:
+        trace(factory, Tracer.to_log())
+        return
+    tracer, logfile = Tracer.to_file(
+        options["trace-file"], options["log-rotate-bytes"], options["log-keep"]
+    )
+    reactor.addSystemEventTrigger("after", "shutdown", logfile.close)
+    trace(factory, tracer)

@@ -42,7 +42,8 @@ class DocsTests(SynchronousTestCase):
         Every --option named in the README and docs/protocol.md is a server
         option (or a client or twistd one).
         """
-        known = {row[0] for row in Options.optParameters} | {"help"}
+        known = {row[0] for row in Options.optParameters + Options.optFlags}
+        known.add("help")
         other = {
             "config-settings",
             "pidfile",
