@@ -92,10 +92,10 @@ def bad_payload(payload, fallback):
         return f"not UTF-8 text: byte {e.start + 1} is 0x{payload[e.start]:02x}"
     try:
         message = json.loads(text)
-    except RecursionError:
-        return fallback
     except json.JSONDecodeError as e:
         return _syntax(e)
+    except (RecursionError, ValueError):  # too deep; an integer too long
+        return fallback
     if not isinstance(message, dict):
         return f"{_kind_of(message)} where a JSON object is expected"
     kind = message.get("type")

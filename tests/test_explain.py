@@ -112,6 +112,15 @@ class BadMessageTests(SynchronousTestCase):
         self.assertEqual(refusal(b"\xff"), "not UTF-8 text: byte 1 is 0xff")
         self.assertEqual(refusal(b""), "empty frame")
 
+    def test_hostile_falls_back(self):
+        """
+        What the explainer cannot take (nesting too deep, an integer over
+        Python's 4,300 digits) gets the decoder's own reason.
+        """
+        self.assertEqual(refusal(b"[" * 100_000), "Expected `object`, got `array`")
+        huge = b'{"type":"say","text":"a","repeat":' + b"9" * 5000 + b"}"
+        self.assertIn("repeat", refusal(huge))
+
     def test_sent_to_the_client(self):
         """
         The server's bad_message carries the explanation.
