@@ -11,7 +11,6 @@ write. The plain L{echotwist.protocol.ServerProtocol} has no trace code.
 
 import time
 
-import orjson
 from twisted.logger import Logger, formatTime
 from twisted.python.logfile import LogFile
 from zope.interface import directlyProvides, providedBy
@@ -20,7 +19,13 @@ from echotwist import messages as m
 from echotwist.explain import expected, headerless
 from echotwist.output import close_writing
 from echotwist.protocol import ServerProtocol, describe_peer
-from echotwist.wire import HEADER, HEADER_SIZE, FrameError, decode_message
+from echotwist.wire import (
+    HEADER,
+    HEADER_SIZE,
+    FrameError,
+    decode_message,
+    encode_message,
+)
 
 REDACTED = "<redacted>"
 SHOWN = 200  # characters of a text (or bytes of a refused payload) shown
@@ -75,7 +80,7 @@ def _short(text):
 def _shown(message):
     """One message as compact JSON, long texts cut."""
     shown = {k: _short(v) if isinstance(v, str) else v for k, v in message.items()}
-    return orjson.dumps(shown).decode("utf-8")
+    return encode_message(shown).decode("utf-8")
 
 
 def _secret_pending(session):
