@@ -14,6 +14,7 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.wire import HEADER, MessageSocket
+from tests.test_twistd import CHEAP
 from tests.test_twistd import Server as EcholabServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -307,3 +308,21 @@ class FramedStepsTests(SynchronousTestCase):
         )
         self.assertIn("Welcome back, Zoé!", out)
         self.assertIn("1/2 hey\n2/2 hey\n", out)
+
+    def test_example_client_registers_with_echolab(self):
+        """
+        The step 7 client answers auth mode's questions, the password
+        among them (read plainly when standard input is not a terminal).
+        """
+        data = os.path.abspath(self.mktemp())
+        server = EcholabServer(
+            self, "--port", "0", "--mode", "auth", "--data-dir", data, *CHEAP
+        )
+        answers = "zoe\ncorrect horse battery\nbonjour\n"
+        out, code = run_client(
+            self, "framed_client.py", "127.0.0.1", server.port, stdin=answers
+        )
+        self.assertIn("auth mode", out)
+        self.assertIn("Nice to meet you, zoe!", out)
+        self.assertIn("> bonjour\n", out)
+        self.assertEqual(code, 0)
