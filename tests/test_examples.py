@@ -269,23 +269,61 @@ class FramedStepsTests(SynchronousTestCase):
         self.assertEqual(reply["code"], "too_large")
         self.assertEqual(HEADER.unpack(b"hell")[0], 1751477356)
 
+    def echolab_client(self, port, stdin, profile):
+        return subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "echolab-client"),
+             "--host", "127.0.0.1", "--port", str(port), "--profile", profile],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        ).stdout  # fmt: skip
+
+    def test_modes_server_auth_with_echolab_client(self):
+        """
+        The finished lab's auth mode: echolab's client registers, keeps
+        the token, and logs in with it next time; the password is stored
+        as step 6 stores it.
+        """
+        server = Example(self, "modes_server.py", "0", "auth")
+        profile = os.path.abspath(self.mktemp())
+        out = self.echolab_client(
+            server.port, "zoe\ncorrect horse battery\nhello\n", profile
+        )
+        self.assertIn("(auth mode)", out)
+        self.assertIn("Nice to meet you, zoe!", out)
+        self.assertIn("echo: hello", out)
+        out = self.echolab_client(server.port, "again\n", profile)
+        self.assertIn("Logged in as zoe with the saved token.", out)
+        self.assertIn("echo: again", out)
+        self.assertNotIn("correct horse battery", server.file("users.json"))
+
+    def test_modes_server_ident(self):
+        """
+        The finished lab's ident mode, with the step 7 client: asked once,
+        then known by address.
+        """
+        server = Example(self, "modes_server.py", "0", "ident")
+        out, code = run_client(
+            self, "framed_client.py", "127.0.0.1", server.port, stdin="  Zoé \nhi\n"
+        )
+        self.assertIn("Nice to meet you, Zoé!", out)
+        out, code = run_client(
+            self, "repeat_client.py", "127.0.0.1", server.port, stdin="hi *2\n"
+        )
+        self.assertIn("Welcome back, Zoé!", out)
+        self.assertIn("1/2 hi\n2/2 hi\n", out)
+
     def test_step7_8_servers_with_echolab_client(self):
         """
         echolab's own client talks to the example servers (echo mode).
         """
         for name in ("framed_server.py", "repeat_server.py"):
             server = Example(self, name, "0")
-            done = subprocess.run(
-                [os.path.join(os.path.dirname(sys.executable), "echolab-client"),
-                 "--host", "127.0.0.1", "--port", str(server.port),
-                 "--profile", os.path.abspath(self.mktemp())],
-                input="bonjour\n",
-                capture_output=True,
-                text=True,
-                timeout=TIMEOUT,
-            )  # fmt: skip
-            self.assertIn("(echo mode)", done.stdout, name)
-            self.assertIn("echo: bonjour", done.stdout, name)
+            profile = os.path.abspath(self.mktemp())
+            out = self.echolab_client(server.port, "bonjour\n", profile)
+            self.assertIn("(echo mode)", out, name)
+            self.assertIn("echo: bonjour", out, name)
 
     def test_example_clients_against_echolab(self):
         """

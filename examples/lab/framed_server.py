@@ -1,18 +1,14 @@
 """
 Step 7 (lab task 7): messages with a length header, through the helpers
-of echotwist.wire.MessageSocket, and several clients served at once.
-
-From here on the examples speak echolab's protocol (docs/protocol.md) in
-its echo mode: this server answers echolab's own client, and `echolab-check`
-can test it. Each message is a frame: 4 bytes giving the payload's length,
-then the payload, a JSON object such as {"type": "say", "text": "hi"}.
+of echotwist.wire.MessageSocket, and several clients served at once. From
+here on the examples speak echolab's protocol (docs/protocol.md).
 
 Why the header? TCP delivers a stream of bytes, not messages: what one
 send() wrote may arrive over several recv()s, and two messages may arrive
 in one. Steps 5 and 6 ended a message with a newline, which fails as soon
-as a message holds a newline or binary data. A length said first tells
-the reader exactly how many bytes to wait for, whatever they hold; and a
-length over the limit can be refused before reading (or storing) any of it.
+as a message holds one. A length said first (4 bytes, then the payload,
+a JSON object) tells the reader how many bytes to wait for, whatever they
+hold, and a length over the limit is refused before any of it is read.
 
     python framed_server.py 9090
     echolab-client --host 127.0.0.1 --port 9090
@@ -30,13 +26,8 @@ MAX_MESSAGE = 65536  # the largest payload we accept, told in the welcome
 IDLE_SECONDS = 300  # a client silent this long is closed
 MAX_CLIENTS = 1000  # threads cost memory: more clients than this get "busy"
 # What each client message must hold: member name and JSON type.
-MEMBERS = {
-    "say": {"text": str},
-    "answer": {"field": str, "value": str},
-    "token": {"token": str},
-    "logout": {},
-    "quit": {},
-}
+MEMBERS = {"say": {"text": str}, "answer": {"field": str, "value": str},
+           "token": {"token": str}, "logout": {}, "quit": {}}  # fmt: skip
 
 
 def error(code, text):
@@ -48,10 +39,8 @@ def bye(text):
 
 
 def malformed(message):
-    """
-    Why C{message} is not a well-formed client message, or None.
-    type(x) is int, not isinstance: in Python, True is an int too.
-    """
+    """Why a message is not well formed, or None. (type(x) is int, not
+    isinstance: in Python, True is an int too.)"""
     members = MEMBERS.get(message["type"])
     if members is None:
         return f"unknown message type {message['type']!r}"
@@ -63,9 +52,34 @@ def malformed(message):
     return None
 
 
-def echo_once(conn, message):
-    """Step 7 answers every say with one echo; step 8 does more."""
-    conn.send_message({"type": "echo", "text": message["text"]})
+class EchoSession:
+    """
+    What one client's messages mean: in echo mode, a say gets its echo.
+    Step 8 makes say answer with several echoes, and modes_server.py adds
+    the questions of steps 5 and 6 (ident and auth modes).
+    """
+
+    mode = "echo"
+
+    def __init__(self, conn, address):
+        self.conn, self.address = conn, address
+
+    def start(self):
+        """After the welcome: echo mode asks nothing."""
+
+    def refuse(self, code, text):
+        self.conn.send_message(error(code, text))
+
+    def handle(self, message):
+        """Answer one well-formed message other than quit; False: close."""
+        if message["type"] == "say":
+            self.say(message)
+        else:  # answer, token, logout: well formed, but nothing is asked
+            self.refuse("bad_state", f"{message['type']!r} is not expected now")
+        return True
+
+    def say(self, message):
+        self.conn.send_message({"type": "echo", "text": message["text"]})
 
 
 def close_gently(conn):
@@ -84,14 +98,16 @@ def close_gently(conn):
         pass
 
 
-def serve(conn, address, on_say=echo_once):
+def serve(conn, address, session_class=EchoSession):
     conn.max_frame = MAX_MESSAGE  # recv_bytes refuses longer frames unread
     conn.settimeout(IDLE_SECONDS)
+    session = session_class(conn, address)
     version = importlib.metadata.version("echolab")
     conn.send_message(
         {"type": "welcome", "server": "echolab", "version": version,
-         "mode": "echo", "max_message": MAX_MESSAGE}
+         "mode": session.mode, "max_message": MAX_MESSAGE}
     )  # fmt: skip
+    session.start()
     while True:
         try:
             payload = conn.recv_bytes()  # a whole frame, however it arrives
@@ -110,24 +126,23 @@ def serve(conn, address, on_say=echo_once):
             message, complaint = None, str(e)
         else:
             complaint = "empty message" if message is None else malformed(message)
+        # The protocol's order: first whether a message is well formed, then
+        # (in the session) whether it is allowed now, then its values.
         if complaint is not None:
-            conn.send_message(error("bad_message", complaint))
-        elif message["type"] == "say":
-            on_say(conn, message)
+            session.refuse("bad_message", complaint)
         elif message["type"] == "quit":
             conn.send_message(bye("Goodbye."))
             return close_gently(conn)
-        else:  # answer, token, logout: well formed, but nothing is asked
-            what = f"{message['type']!r} is not expected in echo mode"
-            conn.send_message(error("bad_state", what))
+        elif not session.handle(message):
+            return close_gently(conn)
 
 
-def client_thread(conn, address, slots, on_say):
+def client_thread(conn, address, slots, session_class):
     """One thread per client: a slow client does not hold up the others."""
     log.info("connection from %s:%d", *address)
     try:
         with conn:
-            serve(conn, address, on_say)
+            serve(conn, address, session_class)
     except OSError as e:  # reset, broken pipe: the client is gone
         log.info("lost %s:%d: %s", *address, e)
     finally:
@@ -135,7 +150,7 @@ def client_thread(conn, address, slots, on_say):
         log.info("disconnected %s:%d", *address)
 
 
-def run(on_say=echo_once):
+def run(session_class=EchoSession):
     wanted = port_from_command_line_or_ask()
     log_to("server.log")
     slots = threading.BoundedSemaphore(MAX_CLIENTS)
@@ -150,7 +165,7 @@ def run(on_say=echo_once):
                 close_gently(conn)
                 conn.close()
                 continue
-            args = (conn, address, slots, on_say)
+            args = (conn, address, slots, session_class)
             threading.Thread(target=client_thread, args=args, daemon=True).start()
 
 
