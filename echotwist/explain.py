@@ -138,6 +138,6 @@ def expected(session):
     if session.ready:
         return "say or quit" + (", or logout" if auth else "")
     if session.pending is not None:
-        answer = f'an answer with "field": "{session.pending}"'
+        answer = f"an answer with field {session.pending!r}"
         return answer + (", or a token" if auth else "") + ", or quit"
     return "nothing: the server is still working on the last message"

@@ -16,7 +16,7 @@ from twisted.python.logfile import LogFile
 from zope.interface import directlyProvides, providedBy
 
 from echotwist import messages as m
-from echotwist.explain import expected, headerless
+from echotwist.explain import headerless
 from echotwist.output import close_writing
 from echotwist.protocol import ServerProtocol, describe_peer
 from echotwist.wire import (
@@ -176,11 +176,7 @@ class ConnectionTrace:
             return
         if "token" in message:
             message["token"] = REDACTED
-        text = _shown(message)
-        session = self._protocol.session
-        if message.get("code") == m.BAD_STATE and session is not None:
-            text += f"; expected now: {expected(session)}"
-        self.line("out", text)
+        self.line("out", _shown(message))
 
 
 class TracingTransport:

@@ -148,11 +148,11 @@ class ExpectedTests(SynchronousTestCase):
         self.assertEqual(expected(self.session("echo")), "say or quit")
         self.assertEqual(
             expected(self.session("ident")),
-            'an answer with "field": "name", or quit',
+            "an answer with field 'name', or quit",
         )
         self.assertEqual(
             expected(self.session("auth")),
-            'an answer with "field": "login", or a token, or quit',
+            "an answer with field 'login', or a token, or quit",
         )
         logged_in = self.session(
             "auth",
@@ -160,3 +160,18 @@ class ExpectedTests(SynchronousTestCase):
             {"type": "answer", "field": "new_password", "value": "a fine passphrase"},
         )
         self.assertEqual(expected(logged_in), "say or quit, or logout")
+
+    def test_sent_to_the_client(self):
+        """
+        The server's bad_state says what it expects instead, trace or not.
+        """
+        c = Conversation(make_factory(self, "auth"))
+        c.replies()
+        c.send({"type": "say", "text": "too early"})
+        error, ask = c.replies()
+        self.assertEqual(
+            error["text"],
+            "log in first: answer the pending question; expected now: an "
+            "answer with field 'login', or a token, or quit",
+        )
+        self.assertEqual(ask["field"], "login")

@@ -124,7 +124,7 @@ class TraceTests(SynchronousTestCase):
         c.send({"type": "say", "text": "hi"})
         self.assertIn(
             '"code":"bad_state","text":"identify first: answer the pending '
-            'question"}; expected now: an answer with "field": "name", or quit',
+            "question; expected now: an answer with field 'name', or quit\"}",
             self.text(),
         )
 
