@@ -17,6 +17,9 @@ from echotwist import messages as m
 from echotwist.wire import HEADER
 
 CLIENT_TYPES = (m.Answer, m.Token, m.Say, m.Logout, m.Quit)
+# Larger payloads (--max-message allows 64 MiB) keep the decoder's reason:
+# parsing them a second time would let a client double their cost.
+EXPLAINED_UP_TO = 65536
 _JSON_KIND = {
     str: "a string",
     int: "an integer (written without fraction or exponent)",
@@ -84,8 +87,8 @@ def bad_payload(payload, fallback):
         explanations here applies.
     @rtype: L{str}
     """
-    if not payload:
-        return 'an empty frame: a frame holds one JSON object, such as {"type": "quit"}'
+    if len(payload) > EXPLAINED_UP_TO:
+        return fallback
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -121,6 +121,14 @@ class BadMessageTests(SynchronousTestCase):
         huge = b'{"type":"say","text":"a","repeat":' + b"9" * 5000 + b"}"
         self.assertIn("repeat", refusal(huge))
 
+    def test_large_payloads_not_parsed_twice(self):
+        """
+        Over 64 KiB (--max-message allows more), the decoder's reason is
+        kept rather than parsing the payload a second time.
+        """
+        large = b'{"type":"say","text":"' + b"a" * 70000 + b'"'
+        self.assertEqual(refusal(large), "not a JSON object: Input data was truncated")
+
     def test_sent_to_the_client(self):
         """
         The server's bad_message carries the explanation.
