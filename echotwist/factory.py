@@ -58,7 +58,7 @@ class EchoFactory(ServerFactory):
         self.clock = clock
         self.identities = identities
         self.accounts = accounts
-        self.session_class = SESSIONS[settings.mode]
+        self.session_class = SESSIONS.get(settings.mode)  # (raw: none)
         self.connections = set()
         self.waiting = set()
         self._per_address = Counter()

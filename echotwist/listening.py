@@ -107,6 +107,13 @@ def _on_interface(interface, listening):
     return format_address(interface, listening.getHost().port)
 
 
+def _with_kind(describe, kind, listening):
+    """
+    Where C{describe} says C{listening} listens, and what is served there.
+    """
+    return f"{describe(listening)} ({kind})"
+
+
 def _by_kind(scheme, listening):
     """
     Where an endpoint string listens, and what kind of endpoint it is.
@@ -157,19 +164,32 @@ class ListenerService(StreamServerEndpointService):
         self._late, self._failed_now = False, None
 
     @classmethod
-    def on_port(cls, listen, factory, port, tries, interface, backlog, announce):
+    def on_port(
+        cls, listen, factory, port, tries, interface, backlog, announce, kind=None
+    ):
         """
         Listen on C{--port}, with its fallback (L{FallbackPortEndpoint}).
+
+        @param kind: what is served there, if not the framed protocol
+            (C{"raw"}), for the listening line.
         """
         endpoint = FallbackPortEndpoint(listen, port, tries, interface, backlog)
-        return cls(endpoint, factory, announce, partial(_on_interface, interface))
+        describe = partial(_on_interface, interface)
+        if kind is not None:
+            describe = partial(_with_kind, describe, kind)
+        return cls(endpoint, factory, announce, describe)
 
     @classmethod
-    def on_endpoint(cls, reactor, factory, description, backlog, announce):
+    def on_endpoint(cls, reactor, factory, description, backlog, announce, kind=None):
         """
         Listen on a C{--listen} endpoint string (L{endpoint_from}).
+
+        @param kind: what is served there, if not the framed protocol
+            (C{"raw"}), for the listening line.
         """
         scheme = description.split(":", 1)[0]
+        if kind is not None:
+            scheme = f"{scheme}, {kind}"
         return cls(
             endpoint_from(reactor, description, backlog),
             factory,

@@ -92,13 +92,23 @@ def decode_client_message(payload):
             payload.decode("utf-8")
         return message
     except msgspec.ValidationError as e:
-        raise BadMessage(str(e)) from None
+        raise BadMessage(_explained(payload, str(e))) from None
     except msgspec.DecodeError as e:
-        raise BadMessage(f"not a JSON object: {e}") from None
+        raise BadMessage(_explained(payload, f"not a JSON object: {e}")) from None
     except UnicodeDecodeError:
-        raise BadMessage("not UTF-8") from None
+        raise BadMessage(_explained(payload, "not UTF-8")) from None
     except RecursionError:
         raise BadMessage("JSON nested too deeply") from None
+
+
+def _explained(payload, reason):
+    """
+    C{reason} (the decoder's) said for a person (L{echotwist.explain}; only
+    refused messages pay for it).
+    """
+    from echotwist.explain import bad_payload
+
+    return bad_payload(payload, reason)
 
 
 # Limits on values (contract section 6). Each returns a reason for a person

@@ -37,6 +37,16 @@ class Options(usage.Options):
         "shows the port really listened on."
     )
 
+    optFlags = [
+        [
+            "trace",
+            None,
+            "Log every frame in and out of each framed connection, decoded, "
+            "passwords and tokens redacted, mistakes explained (for "
+            "debugging a client: it writes a great deal).",
+        ],
+    ]
+
     optParameters = [
         option_row(
             "port",
@@ -80,6 +90,12 @@ class Options(usage.Options):
         ),
         option_row("log-keep", 10, "Rotated log files to keep.", number(int, 1, 1000)),
         option_row(
+            "trace-file",
+            None,
+            "Write the --trace lines to this file (mode 0600, rotated as the "
+            "log) instead of the log; implies --trace.",
+        ),
+        option_row(
             "log-client-lines",
             ALLOWANCE,
             "Log lines about one client address per minute; the rest are "
@@ -108,6 +124,7 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["raw-listen"] = []
 
     def opt_listen(self, description):
         """
@@ -119,15 +136,22 @@ class Options(usage.Options):
         interface only the balancer reaches). A string listens on every
         interface unless it names one. Without --port, only these.
         """
-        try:
-            # Parsing checks the string and loads any certificate files; the
-            # reactor is only needed to listen, later.
-            endpoint_from(None, description)
-        except Exception as e:
-            raise usage.UsageError(f"--listen {description}: {e}") from None
-        self["listen"].append(description)
+        self["listen"].append(_checked_endpoint("listen", description))
 
     opt_listen.__doc__ = " ".join(opt_listen.__doc__.split())  # (--help rewraps)
+
+    def opt_raw_listen(self, description):
+        """
+        Also listen on a Twisted endpoint (as --listen does) for raw echo
+        (RFC 862): every byte sent back as it came, no frames, no JSON, for
+        nc and first plain-socket clients; repeatable. Example: --raw-listen
+        tcp:7007:interface=127.0.0.1 next to --port 9090. Its connections
+        count toward --max-connections and time out as --idle-timeout and
+        --stall-timeout say.
+        """
+        self["raw-listen"].append(_checked_endpoint("raw-listen", description))
+
+    opt_raw_listen.__doc__ = " ".join(opt_raw_listen.__doc__.split())
 
     # Read the port from a person: replaced in tests.
     _stdin = sys.stdin
@@ -137,7 +161,7 @@ class Options(usage.Options):
         twistd = getattr(self, "parent", None)
         if twistd is not None:
             check_pidfile(twistd.get("pidfile"))
-        if self["port"] is None and not self["listen"]:
+        if self["port"] is None and not (self["listen"] or self["raw-listen"]):
             self["port"] = self._ask_port()
         self["data-dir"] = os.path.abspath(self["data-dir"])
         try:
@@ -151,6 +175,9 @@ class Options(usage.Options):
         if self["log-file"] is None:
             self["log-file"] = os.path.join(self["data-dir"], "echolab.log")
         self["log-file"] = os.path.abspath(self["log-file"])
+        if self["trace-file"] is not None:
+            self["trace"] = True
+            self["trace-file"] = os.path.abspath(self["trace-file"])
         try:  # fail now, in one line, rather than in twistd's start-up
             os.close(
                 os.open(self["log-file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -202,6 +229,19 @@ class Options(usage.Options):
         @rtype: L{Limits}
         """
         return from_options(Limits, self)
+
+
+def _checked_endpoint(option, description):
+    """
+    C{description}, once it parses as an endpoint string.
+    """
+    try:
+        # Parsing checks the string and loads any certificate files; the
+        # reactor is only needed to listen, later.
+        endpoint_from(None, description)
+    except Exception as e:
+        raise usage.UsageError(f"--{option} {description}: {e}") from None
+    return description
 
 
 def _make_private_dir(path):

@@ -18,6 +18,7 @@ from zope.interface import implementer
 from echotwist import messages as m
 from echotwist.addresses import peer_host
 from echotwist.deadlines import Deadlines
+from echotwist.explain import too_large
 from echotwist.flow import BUSY, Flow
 from echotwist.framing import FrameReceiver
 from echotwist.output import Output
@@ -202,8 +203,7 @@ class ServerProtocol(FrameReceiver):
         self._note(
             "closing {peer}: frame of {length} bytes is over the limit", length=length
         )
-        limit = f"a message may have at most {self.MAX_LENGTH} bytes"
-        self.finish(m.error(m.TOO_LARGE, limit))
+        self.finish(m.error(m.TOO_LARGE, too_large(length, self.MAX_LENGTH)))
 
     def _wait(self, result):
         """

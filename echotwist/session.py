@@ -17,6 +17,7 @@ from zope.interface import Attribute, Interface
 
 from echotwist import messages as m
 from echotwist.auth import LoginTaken, RateLimited
+from echotwist.explain import expected
 
 # What kind of refusal counts against a connection's bad-message budget.
 _STRIKES = frozenset({m.BAD_MESSAGE, m.BAD_STATE, m.BAD_VALUE})
@@ -97,8 +98,11 @@ class Session:
     def refuse(self, code, text):
         """
         Send C{error}, then the pending question again; close the
-        connection once it has sent too many bad messages.
+        connection once it has sent too many bad messages. A C{bad_state}
+        says what is expected instead.
         """
+        if code == m.BAD_STATE:
+            text = f"{text}; expected now: {expected(self)}"
         self.peer.send(m.error(code, text))
         if code in _STRIKES:
             self.strikes += 1

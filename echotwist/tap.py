@@ -15,6 +15,7 @@ from echotwist.factory import EchoFactory
 from echotwist.hashing import Hasher
 from echotwist.options import DEFAULT_PORT, Options
 from echotwist.passwords import make_context
+from echotwist.raw import RawListenerFactory
 from echotwist.reactor import install_default
 from echotwist.listening import ListenerService
 from echotwist.service import (
@@ -25,6 +26,7 @@ from echotwist.service import (
 )
 from echotwist.store import CredentialStore, Database, IdentityStore
 from echotwist.tcp import listen_tcp
+from echotwist.trace import Tracer, trace
 from echotwist.throttle import LoginThrottle
 
 __all__ = ["DEFAULT_PORT", "Options", "makeService"]
@@ -61,7 +63,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     )
     DataDirectoryLock(options["data-dir"]).setServiceParent(top)
     identities = accounts = None
-    if settings.mode != "echo":
+    if settings.mode in ("ident", "auth"):
         database = Database(os.path.join(options["data-dir"], "echolab.db"), reactor)
         hasher = None
         if settings.mode == "ident":
@@ -95,19 +97,46 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             cleaner.setServiceParent(top)
     factory = EchoFactory(settings, reactor, identities, accounts)
     ClientsService(factory).setServiceParent(top)
+    if options["trace"]:
+        _trace(factory, options, reactor)
+    raw = RawListenerFactory(factory)
+    served, kind = (raw, "raw") if settings.mode == "raw" else (factory, None)
     if options["port"] is not None:
         ListenerService.on_port(
             partial(listen_tcp, reactor),
-            factory,
+            served,
             options["port"],
             options["port-tries"],
             options["interface"],
             options["backlog"],
             top.announce,
+            kind,
         ).setServiceParent(top)
-    for description in options["listen"]:
+    listens = [(d, served, kind) for d in options["listen"]]
+    listens += [(d, raw, "raw") for d in options["raw-listen"]]
+    for description, listener_factory, listener_kind in listens:
         ListenerService.on_endpoint(
-            reactor, factory, description, options["backlog"], top.announce
+            reactor,
+            listener_factory,
+            description,
+            options["backlog"],
+            top.announce,
+            listener_kind,
         ).setServiceParent(top)
     top.factory = factory
     return top
+
+
+def _trace(factory, options, reactor):
+    """
+    C{--trace}: the factory builds traced connections, whose lines go to
+    the log, or to C{--trace-file} (closed when the reactor stops).
+    """
+    if options["trace-file"] is None:
+        trace(factory, Tracer.to_log())
+        return
+    tracer, logfile = Tracer.to_file(
+        options["trace-file"], options["log-rotate-bytes"], options["log-keep"]
+    )
+    reactor.addSystemEventTrigger("after", "shutdown", logfile.close)
+    trace(factory, tracer)

@@ -42,7 +42,8 @@ class DocsTests(SynchronousTestCase):
         Every --option named in the README and docs/protocol.md is a server
         option (or a client or twistd one).
         """
-        known = {row[0] for row in Options.optParameters} | {"help"}
+        known = {row[0] for row in Options.optParameters + Options.optFlags}
+        known.add("help")
         other = {
             "config-settings",
             "pidfile",
@@ -53,6 +54,7 @@ class DocsTests(SynchronousTestCase):
             "host",
             "profile",
             "listen",
+            "raw-listen",
             "help-reactors",
             "out",
             "force",
