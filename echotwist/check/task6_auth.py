@@ -1,0 +1,419 @@
+# -*- test-case-name: tests.test_check -*-
+"""
+Lab task 6: authentication (auth mode). Registration, password logins
+right and wrong, the third wrong password, tokens like cookies (before
+any question, refused when unknown, revoked by logout, several at once),
+the limits on logins and passwords, and the question asked again after
+every refusal.
+
+Every login here is the checker's own (L{Context.account}, or made up on
+the spot and never registered).
+"""
+
+import secrets
+
+from echotwist.check.connection import CheckFailed
+from echotwist.check.context import check_token, new_login, new_password
+from echotwist.check.runner import check
+from echotwist.check.task7_framing import stays_open
+
+AUTH = ("auth",)
+HASHING = 10.0
+"""Seconds for a check that waits on password hashes."""
+
+
+def _asked_login(context):
+    connection = context.connect()
+    connection.expect_ask("login")
+    return connection
+
+
+def _asked_password(context, login=None):
+    """
+    A connection asked the password of the checker's own login (given
+    in C{login}'s spelling).
+    """
+    account = context.account()
+    connection = _asked_login(context)
+    connection.send({"type": "answer", "field": "login", "value": login or account.login})
+    connection.expect("ask", field="password", secret=True)
+    return connection, account
+
+
+def _password_login(context):
+    """
+    Log in with the password: the new token, on a ready connection.
+    """
+    connection, account = _asked_password(context)
+    connection.send({"type": "answer", "field": "password", "value": account.password})
+    token = check_token(connection.expect("auth_ok", via="password", login=account.login))
+    connection.expect("greet", known=True, name=account.login)
+    return connection, token
+
+
+def _token_login(context, token):
+    connection = _asked_login(context)
+    connection.send({"type": "token", "token": token})
+    return connection
+
+
+@check(
+    "auth.ask-login",
+    6,
+    [2, 4],
+    "the login is asked first",
+    "after the welcome, ask login (secret: false)",
+    "In auth mode, follow the welcome with an ask for the login.",
+    modes=AUTH,
+)
+def ask_login(context):
+    connection = context.connect()
+    connection.expect("ask", field="login", secret=False)
+    connection.quit()
+
+
+@check(
+    "auth.register",
+    6,
+    [2, 4],
+    "an unknown login registers",
+    "ask new_password (secret: true); a good password gets auth_ok via "
+    "register with a token and its expiry, then greet with known: false",
+    "For an unknown login ask new_password, store a salted slow hash "
+    "(never the password), issue a token, then greet.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def register(context):
+    context.register()
+
+
+def _weak(id, title, password, hint):
+    @check(id, 6, [5, 6], title,
+           "error weak_password, then ask new_password again", hint,
+           modes=AUTH)
+    def weak(context):
+        connection = _asked_login(context)
+        connection.send({"type": "answer", "field": "login", "value": new_login()})
+        connection.expect_ask("new_password")
+        connection.send({"type": "answer", "field": "new_password", "value": password})
+        connection.expect_asked_again("weak_password", "new_password")
+        connection.quit()
+
+
+_weak(
+    "auth.weak-password",
+    "a new password under 8 characters",
+    "short12",
+    "Refuse new passwords under 8 characters with weak_password and ask "
+    "again; do not register the login.",
+)
+_weak(
+    "auth.new-password-too-long",
+    "a new password over 1024 characters",
+    secrets.token_hex(513)[:1025],
+    "A password has at most 1024 characters; refuse longer new ones with "
+    "weak_password.",
+)
+
+
+@check(
+    "auth.password-login",
+    6,
+    [2, 4, 6],
+    "a known login with its password, typed in another case",
+    "ask password (secret: true) for the login in capitals; the right "
+    "password gets auth_ok via password, with the login as registered and "
+    "a new token, then greet with known: true",
+    "Compare logins case-insensitively (store them folded), reply with the "
+    "spelling registered, and issue a new token on every password login.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def password_login(context):
+    connection, account = _asked_password(context, context.account().login.upper())
+    connection.send({"type": "answer", "field": "password", "value": account.password})
+    ok = connection.expect("auth_ok", via="password", login=account.login)
+    if check_token(ok) == account.token:
+        raise CheckFailed("a new token (not the one issued before)", "the same token")
+    connection.expect("greet", known=True, name=account.login)
+    stays_open(context, connection)
+
+
+@check(
+    "auth.wrong-password",
+    6,
+    [4, 5],
+    "a wrong password, then the right one",
+    "error bad_password, ask password again; then the right password gets "
+    "auth_ok via password",
+    "On a wrong password send bad_password and ask again; keep the "
+    "connection.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def wrong_password(context):
+    connection, account = _asked_password(context)
+    connection.send({"type": "answer", "field": "password", "value": new_password()})
+    connection.expect_asked_again("bad_password", "password")
+    connection.send({"type": "answer", "field": "password", "value": account.password})
+    connection.expect("auth_ok", via="password", login=account.login)
+    connection.expect("greet")
+    stays_open(context, connection)
+
+
+@check(
+    "auth.third-wrong-password",
+    6,
+    [4, 5],
+    "the third wrong password closes the connection",
+    "bad_password and ask password twice, then too_many_attempts (not "
+    "bad_password), bye, and the connection closes",
+    "Count wrong passwords per connection; at the third send "
+    "too_many_attempts and bye, then close.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def third_wrong_password(context):
+    connection, _ = _asked_password(context)
+    for _ in range(2):
+        connection.send({"type": "answer", "field": "password", "value": new_password()})
+        connection.expect_asked_again("bad_password", "password")
+    connection.send({"type": "answer", "field": "password", "value": new_password()})
+    connection.expect_error("too_many_attempts")
+    connection.expect_bye_and_close()
+
+
+@check(
+    "auth.password-out-of-bounds",
+    6,
+    [5, 6],
+    "a too-short password for a known login is just wrong",
+    "error bad_password (not weak_password or bad_value), then ask "
+    "password again",
+    "Only new passwords are judged weak; a login's password answer outside "
+    "8..1024 characters is simply wrong.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def password_out_of_bounds(context):
+    connection, _ = _asked_password(context)
+    connection.send({"type": "answer", "field": "password", "value": "short"})
+    connection.expect_asked_again("bad_password", "password")
+    connection.quit()
+
+
+@check(
+    "auth.token-login",
+    6,
+    [2, 4],
+    "a token logs in",
+    "auth_ok via token, with the login and no new token, then greet with "
+    "known: true",
+    "Keep tokens (as hashes) with their login and expiry; a valid token "
+    "logs its login in without a password.",
+    modes=AUTH,
+)
+def token_login(context):
+    account = context.account()
+    connection = _token_login(context, account.token)
+    ok = connection.expect("auth_ok", via="token", login=account.login)
+    if "token" in ok:
+        raise CheckFailed("auth_ok via token without a token member", "a token member")
+    connection.expect("greet", known=True, name=account.login)
+    stays_open(context, connection)
+
+
+@check(
+    "auth.token-any-pending",
+    6,
+    [4],
+    "a token while another question is pending",
+    "a token sent while new_password is asked (for another login) still "
+    "gets auth_ok via token, then greet",
+    "Accept token at any point before authentication, whatever ask is "
+    "pending.",
+    modes=AUTH,
+)
+def token_any_pending(context):
+    account = context.account()
+    connection = _asked_login(context)
+    connection.send({"type": "answer", "field": "login", "value": new_login()})
+    connection.expect_ask("new_password")
+    connection.send({"type": "token", "token": account.token})
+    connection.expect("auth_ok", via="token", login=account.login)
+    connection.expect("greet")
+    stays_open(context, connection)
+
+
+@check(
+    "auth.bad-token",
+    6,
+    [4, 5],
+    "an unknown token",
+    "error bad_token, then ask login again; the connection stays open",
+    "Refuse an unknown token with bad_token and ask the pending question "
+    "again.",
+    modes=AUTH,
+)
+def bad_token(context):
+    connection = _token_login(context, f"check-{secrets.token_urlsafe(32)}")
+    connection.expect_asked_again("bad_token", "login")
+    connection.quit()
+
+
+@check(
+    "auth.tokens-coexist",
+    6,
+    [4],
+    "a new token does not revoke older ones",
+    "after a password login issued a second token, both tokens log in",
+    "Store several tokens per login (one per device); a new one must not "
+    "replace the old.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def tokens_coexist(context):
+    connection, second = _password_login(context)
+    connection.quit()
+    for token in (context.account().token, second):
+        connection = _token_login(context, token)
+        connection.expect("auth_ok", via="token")
+        connection.expect("greet")
+        connection.quit()
+
+
+def _revoked(context, token):
+    connection = _token_login(context, token)
+    connection.expect_asked_again("bad_token", "login")
+    connection.quit()
+
+
+@check(
+    "auth.logout-revokes-issued",
+    6,
+    [3, 4],
+    "logout revokes the token issued on the connection",
+    "after a password login, logout gets bye and a close; its token then "
+    "gets bad_token",
+    "On logout, revoke (delete) the token issued or used on this connection "
+    "before sending bye.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def logout_revokes_issued(context):
+    connection, token = _password_login(context)
+    connection.send({"type": "logout"})
+    connection.expect_bye_and_close()
+    _revoked(context, token)
+
+
+@check(
+    "auth.logout-revokes-used",
+    6,
+    [3, 4],
+    "logout revokes the token used on the connection",
+    "after a token login, logout gets bye and a close; that token then "
+    "gets bad_token",
+    "Remember which token logged the connection in; logout revokes it.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def logout_revokes_used(context):
+    connection, token = _password_login(context)
+    connection.quit()
+    connection = _token_login(context, token)
+    connection.expect("auth_ok", via="token")
+    connection.expect("greet")
+    connection.send({"type": "logout"})
+    connection.expect_bye_and_close()
+    _revoked(context, token)
+
+
+def _refused_while_asked(id, title, message, code, hint, sections=(4, 5)):
+    @check(id, 6, sections, title,
+           f"error {code}, then ask login again; the connection stays open",
+           hint, modes=AUTH)
+    def refused(context):
+        connection = _asked_login(context)
+        if isinstance(message, bytes):
+            connection.send_payload(message)
+        else:
+            connection.send(message)
+        connection.expect_asked_again(code, "login")
+        connection.quit()
+
+
+_refused_while_asked(
+    "auth.say-before-login",
+    "say before authentication",
+    {"type": "say", "text": "too early"},
+    "bad_state",
+    "Until the client is authenticated, say is bad_state; then ask the "
+    "pending question again.",
+)
+_refused_while_asked(
+    "auth.logout-before-login",
+    "logout before authentication",
+    {"type": "logout"},
+    "bad_state",
+    "logout is only valid after authentication; before, it is bad_state.",
+)
+_refused_while_asked(
+    "auth.answer-wrong-field",
+    "an answer for a field that is not asked",
+    {"type": "answer", "field": "password", "value": "check-not-asked"},
+    "bad_state",
+    "An answer must name the pending field; otherwise bad_state, and ask "
+    "again.",
+)
+_refused_while_asked(
+    "auth.bad-message-while-asked",
+    "a bad message while the login is asked",
+    b"hello, world!",
+    "bad_message",
+    "After any error that leaves the connection open, send the pending ask "
+    "again.",
+)
+_refused_while_asked(
+    "auth.login-empty",
+    "an empty login",
+    {"type": "answer", "field": "login", "value": ""},
+    "bad_value",
+    "A login has 1 to 32 characters; refuse an empty one with bad_value.",
+    sections=(5, 6),
+)
+_refused_while_asked(
+    "auth.login-too-long",
+    "a login of 33 characters",
+    {"type": "answer", "field": "login", "value": "check-" + "x" * 27},
+    "bad_value",
+    "A login has at most 32 characters.",
+    sections=(5, 6),
+)
+_refused_while_asked(
+    "auth.login-bad-characters",
+    "a login with a space and a '!'",
+    {"type": "answer", "field": "login", "value": "check login!"},
+    "bad_value",
+    "A login uses only A-Z a-z 0-9 . _ - ; refuse anything else with "
+    "bad_value.",
+    sections=(5, 6),
+)
+
+
+@check(
+    "auth.login-32",
+    6,
+    [6],
+    "a login of 32 characters",
+    "ask new_password for a new login of exactly 32 characters",
+    "The limit is inclusive: 32 characters is a valid login.",
+    modes=AUTH,
+)
+def login_32(context):
+    connection = _asked_login(context)
+    login = (new_login() + "-" + "x" * 32)[:32]
+    connection.send({"type": "answer", "field": "login", "value": login})
+    connection.expect_ask("new_password")
+    connection.quit()
