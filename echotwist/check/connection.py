@@ -11,6 +11,8 @@ every read and write sets the socket's timeout to the time left.
 """
 
 import json
+import secrets
+import select
 import socket
 import ssl
 import time
@@ -172,6 +174,16 @@ class Connection:
     def close(self):
         self.sock.close()
 
+    def idle(self):
+        """
+        Whether nothing has arrived (no message, no close) since the last
+        read: a kept session is reused only then.
+        """
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return False
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return not readable
+
     def send(self, message):
         """
         Send one message (a dict).
@@ -296,12 +308,37 @@ class Connection:
         self.expect("bye")
         self.expect_closed(without="more messages")
 
+    def send_probe(self):
+        """
+        Send a C{say} right behind the message under test (pipelined): its
+        echo must be the next reply after the ones expected, so a reply
+        missing, or one too many, shows at once instead of as a wait.
+
+        @return: the text to expect back (L{expect_probe}).
+        """
+        text = f"still there? {secrets.token_hex(2)}"
+        self.send({"type": "say", "text": text})
+        return text
+
+    def expect_probe(self, text):
+        """
+        The probe's echo: the connection stayed open and owed nothing more.
+        """
+        self.expect("echo", text=text)
+
+    def send_quit(self):
+        """
+        Send C{quit}, maybe right behind the message under test: its
+        C{bye} must come after the replies expected.
+        """
+        self.send({"type": "quit"})
+
     def quit(self):
         """
         End the conversation as a client does: C{quit}, then C{bye} and a
         close.
         """
-        self.send({"type": "quit"})
+        self.send_quit()
         self.expect_bye_and_close()
 
 
@@ -318,6 +355,11 @@ def _wanted(kind, members):
 def _reason(error):
     if isinstance(error, TimeoutError):
         return "nothing before the check's time limit"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            "TLS failed: the server's certificate could not be verified "
+            f"(certificate verify failed: {error.verify_message})"
+        )
     if isinstance(error, ssl.SSLError):
         return f"TLS failed: {error.reason or error}"
     if isinstance(error, ConnectionRefusedError):

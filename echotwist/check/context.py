@@ -194,7 +194,9 @@ class Context:
         """
         if self._kept is not None:
             connection, self._kept = self._kept, None
-            return connection
+            if connection.idle():
+                return connection
+            connection.close()  # the server closed it, or sent more
         connection = self.connect()
         if self.mode == "ident":
             self.identify(connection)

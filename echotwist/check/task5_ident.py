@@ -41,8 +41,9 @@ def first_visit(context):
     connection = _stranger(context)
     name = f"Проверка 🙂 {secrets.token_hex(2)}"
     connection.send({"type": "answer", "field": "name", "value": f"  {name}  "})
+    probe = connection.send_probe()
     connection.expect("greet", known=False, name=name)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -66,7 +67,7 @@ def reconnect(context):
     first.quit()
     again = context.connect(source)
     again.expect("greet", known=True, name=greet.get("name"))
-    stays_open(context, again)
+    stays_open(context, again, again.send_probe())
 
 
 def _refused_name(id, title, value, hint):
@@ -76,8 +77,9 @@ def _refused_name(id, title, value, hint):
     def refused(context):
         connection = _stranger(context)
         connection.send({"type": "answer", "field": "name", "value": value})
+        connection.send_quit()
         connection.expect_asked_again("bad_value", "name")
-        connection.quit()
+        connection.expect_bye_and_close()
 
 
 _refused_name(
@@ -116,8 +118,9 @@ def name_64(context):
     connection = _stranger(context)
     name = "Я" * 60 + secrets.token_hex(2)
     connection.send({"type": "answer", "field": "name", "value": name})
+    probe = connection.send_probe()
     connection.expect("greet", known=False, name=name)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 def _refused_while_asked(id, title, message, code, hint):
@@ -130,8 +133,9 @@ def _refused_while_asked(id, title, message, code, hint):
             connection.send_payload(message)
         else:
             connection.send(message)
+        connection.send_quit()
         connection.expect_asked_again(code, "name")
-        connection.quit()
+        connection.expect_bye_and_close()
 
 
 _refused_while_asked(

@@ -97,8 +97,9 @@ def _weak(id, title, password, hint):
         connection.send({"type": "answer", "field": "login", "value": new_login()})
         connection.expect_ask("new_password")
         connection.send({"type": "answer", "field": "new_password", "value": password})
+        connection.send_quit()
         connection.expect_asked_again("weak_password", "new_password")
-        connection.quit()
+        connection.expect_bye_and_close()
 
 
 _weak(
@@ -133,11 +134,12 @@ _weak(
 def password_login(context):
     connection, account = _asked_password(context, context.account().login.upper())
     connection.send({"type": "answer", "field": "password", "value": account.password})
+    probe = connection.send_probe()
     ok = connection.expect("auth_ok", via="password", login=account.login)
     if check_token(ok) == account.token:
         raise CheckFailed("a new token (not the one issued before)", "the same token")
     connection.expect("greet", known=True, name=account.login)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -155,11 +157,12 @@ def password_login(context):
 def wrong_password(context):
     connection, account = _asked_password(context)
     connection.send({"type": "answer", "field": "password", "value": new_password()})
-    connection.expect_asked_again("bad_password", "password")
     connection.send({"type": "answer", "field": "password", "value": account.password})
+    probe = connection.send_probe()
+    connection.expect_asked_again("bad_password", "password")
     connection.expect("auth_ok", via="password", login=account.login)
     connection.expect("greet")
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -176,10 +179,10 @@ def wrong_password(context):
 )
 def third_wrong_password(context):
     connection, _ = _asked_password(context)
-    for _ in range(2):
+    for _ in range(3):
         connection.send({"type": "answer", "field": "password", "value": new_password()})
+    for _ in range(2):
         connection.expect_asked_again("bad_password", "password")
-    connection.send({"type": "answer", "field": "password", "value": new_password()})
     connection.expect_error("too_many_attempts")
     connection.expect_bye_and_close()
 
@@ -199,8 +202,9 @@ def third_wrong_password(context):
 def password_out_of_bounds(context):
     connection, _ = _asked_password(context)
     connection.send({"type": "answer", "field": "password", "value": "short"})
+    connection.send_quit()
     connection.expect_asked_again("bad_password", "password")
-    connection.quit()
+    connection.expect_bye_and_close()
 
 
 @check(
@@ -217,11 +221,12 @@ def password_out_of_bounds(context):
 def token_login(context):
     account = context.account()
     connection = _token_login(context, account.token)
+    probe = connection.send_probe()
     ok = connection.expect("auth_ok", via="token", login=account.login)
     if "token" in ok:
         raise CheckFailed("auth_ok via token without a token member", "a token member")
     connection.expect("greet", known=True, name=account.login)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -241,9 +246,10 @@ def token_any_pending(context):
     connection.send({"type": "answer", "field": "login", "value": new_login()})
     connection.expect_ask("new_password")
     connection.send({"type": "token", "token": account.token})
+    probe = connection.send_probe()
     connection.expect("auth_ok", via="token", login=account.login)
     connection.expect("greet")
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -257,9 +263,7 @@ def token_any_pending(context):
     modes=AUTH,
 )
 def bad_token(context):
-    connection = _token_login(context, f"check-{secrets.token_urlsafe(32)}")
-    connection.expect_asked_again("bad_token", "login")
-    connection.quit()
+    _refused_token(context, f"check-{secrets.token_urlsafe(32)}")
 
 
 @check(
@@ -283,10 +287,11 @@ def tokens_coexist(context):
         connection.quit()
 
 
-def _revoked(context, token):
+def _refused_token(context, token):
     connection = _token_login(context, token)
+    connection.send_quit()
     connection.expect_asked_again("bad_token", "login")
-    connection.quit()
+    connection.expect_bye_and_close()
 
 
 @check(
@@ -305,7 +310,7 @@ def logout_revokes_issued(context):
     connection, token = _password_login(context)
     connection.send({"type": "logout"})
     connection.expect_bye_and_close()
-    _revoked(context, token)
+    _refused_token(context, token)
 
 
 @check(
@@ -327,7 +332,7 @@ def logout_revokes_used(context):
     connection.expect("greet")
     connection.send({"type": "logout"})
     connection.expect_bye_and_close()
-    _revoked(context, token)
+    _refused_token(context, token)
 
 
 def _refused_while_asked(id, title, message, code, hint, sections=(4, 5)):
@@ -340,8 +345,9 @@ def _refused_while_asked(id, title, message, code, hint, sections=(4, 5)):
             connection.send_payload(message)
         else:
             connection.send(message)
+        connection.send_quit()
         connection.expect_asked_again(code, "login")
-        connection.quit()
+        connection.expect_bye_and_close()
 
 
 _refused_while_asked(

@@ -6,8 +6,6 @@ a bad message (contract sections 1 and 5), judged in the contract's
 order: well formed, then allowed now, then its values.
 """
 
-import secrets
-
 from echotwist.check.connection import CheckFailed, Skip, describe, header_of
 from echotwist.check.runner import check
 from echotwist.wire import encode_message, frame
@@ -16,14 +14,13 @@ LARGEST_TESTED_MESSAGE = 1024 * 1024
 """A bigger max_message is not sent whole (it would load the server)."""
 
 
-def stays_open(context, connection):
+def stays_open(context, connection, probe):
     """
-    Show the connection still works and owes nothing: a C{say} gets its
-    one C{echo} next. The session is then left for the next check.
+    Show the connection still works and owed nothing more: the probe
+    (L{Connection.send_probe}, sent right behind the message under test)
+    gets its echo next. The session is then left for the next check.
     """
-    text = f"still there? {secrets.token_hex(2)}"
-    connection.send({"type": "say", "text": text})
-    connection.expect("echo", text=text)
+    connection.expect_probe(probe)
     context.keep(connection)
 
 
@@ -48,8 +45,9 @@ def split(context):
     connection.send_pieces(
         pieces, 0.05, '{"type":"say","text":"split in pieces"} in 5 pieces, 50 ms apart'
     )
+    probe = connection.send_probe()
     connection.expect("echo", text="split in pieces")
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -68,9 +66,10 @@ def coalesced(context):
         b"".join(frame(encode_message(_say(t))) for t in texts),
         "three says (one, two, three) in one write",
     )
+    probe = connection.send_probe()
     for text in texts:
         connection.expect("echo", text=text)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -94,9 +93,10 @@ def straddling(context):
         "three says (first, second, third) in two writes, cut 2 bytes into "
         "the second header",
     )
+    probe = connection.send_probe()
     for text in texts:
         connection.expect("echo", text=text)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -111,8 +111,9 @@ def straddling(context):
 def zero_length(context):
     connection = context.ready()
     connection.send_raw(header_of(0), "a zero-length frame (header 00 00 00 00)")
+    probe = connection.send_probe()
     connection.expect_error("bad_message")
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 def _too_large(context, length):
@@ -171,8 +172,9 @@ def max_message(context):
         raise Skip(f"max_message {limit} is too small for a say")
     text = "m" * filler
     connection.send(_say(text))
+    probe = connection.send_probe()
     connection.expect("echo", text=text)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -189,6 +191,7 @@ def utf8_unescaped(context):
     connection = context.ready()
     text = "привет, мир 🙂"
     connection.send(_say(text))
+    probe = connection.send_probe()
     message, payload = connection.receive("echo")
     if message["type"] != "echo" or message.get("text") != text:
         raise CheckFailed(f"echo (text: {text})", describe(message))
@@ -196,7 +199,7 @@ def utf8_unescaped(context):
         raise CheckFailed(
             r"the text as UTF-8 bytes, without \u escapes", repr(payload[:80])
         )
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -211,8 +214,9 @@ def utf8_unescaped(context):
 def unknown_members(context):
     connection = context.ready()
     connection.send(_say("extra members", colour="blue", nested={"list": [1, None]}))
+    probe = connection.send_probe()
     connection.expect("echo", text="extra members")
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 def _bad_message(id, title, payloads, hint):
@@ -226,8 +230,10 @@ def _bad_message(id, title, payloads, hint):
         connection = context.ready()
         for payload in payloads:
             connection.send_payload(payload)
+        probe = connection.send_probe()
+        for _ in payloads:
             connection.expect_error("bad_message")
-        stays_open(context, connection)
+        stays_open(context, connection, probe)
 
 
 _bad_message(
@@ -302,8 +308,9 @@ _bad_message(
 def bad_message_first(context):
     connection = context.ready()
     connection.send({"type": "answer", "field": 5, "value": "x"})
+    probe = connection.send_probe()
     connection.expect_error("bad_message")
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -318,5 +325,6 @@ def bad_message_first(context):
 def bad_state_first(context):
     connection = context.ready()
     connection.send({"type": "answer", "field": "name", "value": ""})
+    probe = connection.send_probe()
     connection.expect_error("bad_state")
-    stays_open(context, connection)
+    stays_open(context, connection, probe)

@@ -38,8 +38,9 @@ def expect_echoes(connection, text, count):
 def say(context):
     connection = context.ready()
     connection.send({"type": "say", "text": "hello, echolab"})
+    probe = connection.send_probe()
     expect_echoes(connection, "hello, echolab", 1)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -53,8 +54,9 @@ def say(context):
 def repeat(context):
     connection = context.ready()
     connection.send({"type": "say", "text": "four times", "repeat": 4})
+    probe = connection.send_probe()
     expect_echoes(connection, "four times", 4)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -68,8 +70,9 @@ def repeat(context):
 def repeat_one(context):
     connection = context.ready()
     connection.send({"type": "say", "text": "once", "repeat": 1})
+    probe = connection.send_probe()
     expect_echoes(connection, "once", 1)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -83,8 +86,9 @@ def repeat_one(context):
 def repeat_100(context):
     connection = context.ready()
     connection.send({"type": "say", "text": "a hundred", "repeat": 100})
+    probe = connection.send_probe()
     expect_echoes(connection, "a hundred", 100)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -100,8 +104,10 @@ def repeat_out_of_range(context):
     connection = context.ready()
     for value in (0, 101, -1):
         connection.send({"type": "say", "text": "out of range", "repeat": value})
+    probe = connection.send_probe()
+    for _ in range(3):
         connection.expect_error("bad_value")
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 @check(
@@ -118,9 +124,10 @@ def pipelined(context):
     connection = context.ready()
     for text, count in (("a", 2), ("b", 1), ("c", 3)):
         connection.send({"type": "say", "text": text, "repeat": count})
+    probe = connection.send_probe()
     for text, count in (("a", 2), ("b", 1), ("c", 3)):
         expect_echoes(connection, text, count)
-    stays_open(context, connection)
+    stays_open(context, connection, probe)
 
 
 def _refused_when_ready(id, title, message, hint, modes=("echo", "ident", "auth")):
@@ -129,8 +136,9 @@ def _refused_when_ready(id, title, message, hint, modes=("echo", "ident", "auth"
     def refused(context):
         connection = context.ready()
         connection.send(message)
+        probe = connection.send_probe()
         connection.expect_error("bad_state")
-        stays_open(context, connection)
+        stays_open(context, connection, probe)
 
 
 _refused_when_ready(

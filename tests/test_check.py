@@ -1,0 +1,443 @@
+"""
+Tests for echolab-check: echolab passes every check in every mode, over
+TCP and TLS; deliberately broken servers fail exactly the checks their
+mistake breaks; a server that never answers cannot hold the checker past
+its budget; the command line, the text report and the CI files.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+from contextlib import redirect_stderr, redirect_stdout
+
+from twisted.internet import defer, threads
+from twisted.trial.unittest import TestCase
+
+from echotwist.check import cli, runner
+from echotwist.check.context import new_login, new_password, resolve
+from echotwist.check.report import text_report
+from echotwist.passwords import weakness
+from tests import broken_servers
+from tests.helpers import ServerTestCase
+from tests.test_transport import write_certificate
+
+SKIPPED_WITHOUT_TIMEOUT = {"timeout.silent-client"}
+
+
+def run_checker(port, only=None, host="127.0.0.1", ca=None, **options):
+    """
+    Run the checker on a thread (the servers under test run on the
+    reactor), as the command does.
+
+    @return: a L{Deferred} firing with (results, mode, seconds taken).
+    """
+    target = resolve(host, port, tls=ca is not None, ca=ca)
+    checks = cli.select(runner.all_checks(), only)
+
+    def timed():
+        start = time.monotonic()
+        results, mode = runner.run(target, checks, **options)
+        return results, mode, time.monotonic() - start
+
+    return threads.deferToThread(timed)
+
+
+def ids(results, status):
+    return {r.check.id for r in results if r.status == status}
+
+
+def failures(results):
+    """
+    The failed checks, with what came back, for a readable test failure.
+    """
+    return {r.check.id: r.reason for r in results if r.status == "failed"}
+
+
+class ConformingServerMixin:
+    """
+    echolab in C{mode} passes every check that applies to the mode.
+    """
+
+    ca = None
+
+    def checker_port(self):
+        return self.port
+
+    @defer.inlineCallbacks
+    def test_passes_every_check(self):
+        results, mode, _ = yield run_checker(
+            self.checker_port(), ca=self.ca, mode=self.mode
+        )
+        self.assertEqual(failures(results), {})
+        self.assertEqual(ids(results, "skipped"), SKIPPED_WITHOUT_TIMEOUT)
+        expected = {c.id for c in runner.applicable(runner.all_checks(), self.mode)}
+        self.assertEqual({r.check.id for r in results}, expected)
+        self.assertEqual(mode, self.mode)
+
+
+class EchoModeTests(ConformingServerMixin, ServerTestCase):
+    mode = "echo"
+
+    @defer.inlineCallbacks
+    def test_mode_from_welcome(self):
+        """
+        Without --mode, the checker takes the mode the welcome names.
+        """
+        results, mode, _ = yield run_checker(self.port)
+        self.assertEqual(mode, "echo")
+        self.assertEqual(failures(results), {})
+
+    @defer.inlineCallbacks
+    def test_wrong_mode(self):
+        """
+        A server in another mode than --mode says fails the welcome check,
+        and nothing else is judged.
+        """
+        results, _, _ = yield run_checker(self.port, mode="auth")
+        self.assertEqual(set(failures(results)), {"welcome"})
+        self.assertIn('mode: "auth"', results[0].expected)
+        self.assertEqual(ids(results, "passed"), set())
+
+
+class IdentModeTests(ConformingServerMixin, ServerTestCase):
+    mode = "ident"
+
+
+class AuthModeTests(ConformingServerMixin, ServerTestCase):
+    mode = "auth"
+
+
+class TLSMixin(ConformingServerMixin):
+    def setUp(self):
+        self.ca, key = write_certificate(self)
+        self.args = (
+            "--listen",
+            f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={self.ca}",
+        )
+        super().setUp()
+
+    def checker_port(self):
+        return list(self.service)[-1].listening.getHost().port
+
+    @defer.inlineCallbacks
+    def test_untrusted_certificate(self):
+        """
+        Without the server's CA, TLS fails, and the checker says so.
+        """
+        other, _ = write_certificate(self)
+        results, _, _ = yield run_checker(self.checker_port(), ca=other, only="welcome")
+        self.assertIn("certificate verify failed", failures(results)["welcome"])
+
+
+class EchoTLSTests(TLSMixin, ServerTestCase):
+    mode = "echo"
+
+
+class IdentTLSTests(TLSMixin, ServerTestCase):
+    mode = "ident"
+
+
+class AuthTLSTests(TLSMixin, ServerTestCase):
+    mode = "auth"
+
+
+class TimeoutTests(ServerTestCase):
+    """
+    With a short time-out given, the checker watches it happen.
+    """
+
+    mode = "auth"
+    args = ("--login-timeout", "1", "--idle-timeout", "1")
+
+    @defer.inlineCallbacks
+    def test_silent_client(self):
+        results, _, seconds = yield run_checker(
+            self.port, only="timeout.*", server_timeout=1
+        )
+        self.assertEqual(ids(results, "passed"), {"timeout.silent-client"})
+        self.assertLess(seconds, 5)
+
+
+class BrokenServerTests(ServerTestCase):
+    """
+    Each broken server fails exactly the checks its mistake breaks.
+    """
+
+    @defer.inlineCallbacks
+    def failed_against(self, mistake, mode):
+        yield self.stop_server()
+        self.mode = mode
+        self.start_server()
+        listening = broken_servers.listen_broken(mistake, self.port)
+        self.addCleanup(listening.stopListening)
+        results, _, _ = yield run_checker(listening.getHost().port, mode=mode)
+        return results
+
+    @defer.inlineCallbacks
+    def test_faithful_proxy(self):
+        """
+        The proxy itself makes no mistake: every check passes through it.
+        """
+        results = yield self.failed_against(broken_servers.Mistake(), "ident")
+        self.assertEqual(failures(results), {})
+
+    @defer.inlineCallbacks
+    def test_forgets_header(self):
+        """
+        Without headers even the welcome is unreadable: that check fails
+        with the hint, and the others are skipped, not failed.
+        """
+        results = yield self.failed_against(broken_servers.ForgetsHeader(), "echo")
+        self.assertEqual(set(failures(results)), {"welcome"})
+        self.assertIn("did the server forget the 4-byte header", results[0].reason)
+        self.assertEqual(ids(results, "passed"), set())
+
+    @defer.inlineCallbacks
+    def test_ignores_repeat(self):
+        results = yield self.failed_against(broken_servers.IgnoresRepeat(), "echo")
+        self.assertEqual(
+            set(failures(results)), {"echo.repeat", "echo.repeat-100", "echo.pipelined"}
+        )
+
+    @defer.inlineCallbacks
+    def test_closes_on_bad_message(self):
+        results = yield self.failed_against(broken_servers.ClosesOnBadMessage(), "echo")
+        bad_message_checks = {
+            c.id for c in runner.all_checks() if c.id.startswith("bad-message.")
+        }
+        self.assertEqual(len(bad_message_checks), 8)
+        self.assertEqual(
+            set(failures(results)),
+            bad_message_checks | {"framing.zero-length", "order.bad-message-first"},
+        )
+        self.assertEqual(
+            failures(results)["framing.zero-length"], "the connection closed"
+        )
+
+    @defer.inlineCallbacks
+    def test_never_resends_question(self):
+        results = yield self.failed_against(broken_servers.NeverResends(), "auth")
+        self.assertEqual(
+            set(failures(results)),
+            {
+                "auth.weak-password",
+                "auth.new-password-too-long",
+                "auth.wrong-password",
+                "auth.third-wrong-password",
+                "auth.password-out-of-bounds",
+                "auth.bad-token",
+                "auth.logout-revokes-issued",
+                "auth.logout-revokes-used",
+                "auth.say-before-login",
+                "auth.logout-before-login",
+                "auth.answer-wrong-field",
+                "auth.bad-message-while-asked",
+                "auth.login-empty",
+                "auth.login-too-long",
+                "auth.login-bad-characters",
+            },
+        )
+
+    @defer.inlineCallbacks
+    def test_never_resends_question_ident(self):
+        results = yield self.failed_against(broken_servers.NeverResends(), "ident")
+        self.assertEqual(
+            set(failures(results)),
+            {
+                "ident.name-empty",
+                "ident.name-too-long",
+                "ident.name-not-printable",
+                "ident.say-before-name",
+                "ident.answer-wrong-field",
+                "ident.token-bad-state",
+                "ident.bad-message-while-asked",
+            },
+        )
+
+    @defer.inlineCallbacks
+    def test_token_survives_logout(self):
+        results = yield self.failed_against(broken_servers.TokenSurvivesLogout(), "auth")
+        self.assertEqual(
+            set(failures(results)),
+            {"auth.logout-revokes-issued", "auth.logout-revokes-used"},
+        )
+        self.assertIn("bad_token", results_by_id(results)["auth.logout-revokes-used"].expected)
+
+
+def results_by_id(results):
+    return {r.check.id: r for r in results}
+
+
+class SilentServerTests(TestCase):
+    """
+    A server that hangs never holds the checker past its budget.
+    """
+
+    @defer.inlineCallbacks
+    def test_never_answers(self):
+        """
+        No welcome within the budget: that check fails, the rest are
+        skipped, and the run ends on time.
+        """
+        listening = broken_servers.listen_silent()
+        self.addCleanup(listening.stopListening)
+        results, _, seconds = yield run_checker(listening.getHost().port, budget=1.5)
+        self.assertEqual(set(failures(results)), {"welcome"})
+        self.assertEqual(results[0].reason, "nothing before the check's time limit")
+        self.assertLess(seconds, 2.5)
+
+    @defer.inlineCallbacks
+    def test_welcome_then_nothing(self):
+        """
+        A welcome, then silence: each check waits at most its own limit,
+        and the run as a whole stops at the budget.
+        """
+        listening = broken_servers.listen_silent(welcome=True)
+        self.addCleanup(listening.stopListening)
+        results, _, seconds = yield run_checker(listening.getHost().port, budget=3)
+        self.assertIn("welcome", ids(results, "passed"))
+        self.assertTrue(ids(results, "failed"))
+        self.assertIn("the run's 3 s budget was spent", {r.reason for r in results})
+        self.assertLess(seconds, 4)
+
+    @defer.inlineCallbacks
+    def test_nobody_listening(self):
+        listening = broken_servers.listen_silent()
+        port = listening.getHost().port
+        yield listening.stopListening()
+        results, _, _ = yield run_checker(port, budget=2)
+        self.assertIn("connection refused", failures(results)["welcome"])
+
+
+class MadeUpCredentialsTests(TestCase):
+    def test_passwords_pass_the_rules(self):
+        """
+        The passwords the checker invents pass echolab's weak-password
+        rules, with the logins it invents.
+        """
+        for _ in range(200):
+            login = new_login()
+            self.assertRegex(login, r"^check-[0-9a-f]{10}$")
+            self.assertIsNone(weakness(login, new_password()))
+
+
+class CommandTests(ServerTestCase):
+    """
+    The installed command: its report, its files, its exit statuses.
+    """
+
+    mode = "echo"
+
+    def command(self, *args):
+        return threads.deferToThread(
+            subprocess.run,
+            [sys.executable, "-m", "echotwist.check", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    @defer.inlineCallbacks
+    def test_report_and_files(self):
+        folder = self.mktemp()
+        os.makedirs(folder)
+        json_path, junit_path = os.path.join(folder, "r.json"), os.path.join(folder, "r.xml")
+        done = yield self.command(
+            f"127.0.0.1:{self.port}", "--json", json_path, "--junit", junit_path
+        )
+        self.assertEqual((done.returncode, done.stderr), (0, ""))
+        lines = done.stdout.splitlines()
+        self.assertEqual(lines[0], f"echolab-check 127.0.0.1:{self.port} (echo mode)")
+        self.assertIn("Task 7: send/receive helpers with a fixed-length header", lines)
+        self.assertRegex(lines[-1], r"^\d+ passed, 0 failed, 1 skipped$")
+        with open(json_path, encoding="utf-8") as f:
+            document = json.load(f)
+        self.assertEqual(document["summary"]["failed"], 0)
+        self.assertEqual(document["mode"], "echo")
+        by_id = {c["id"]: c for c in document["checks"]}
+        self.assertEqual(by_id["echo.repeat"]["task"], 8)
+        self.assertIn('{"type": "say", "text": "four times", "repeat": 4}',
+                      by_id["echo.repeat"]["sent"])
+        suites = ElementTree.parse(junit_path).getroot()
+        self.assertEqual(suites.get("failures"), "0")
+        self.assertEqual(int(suites.get("tests")), len(document["checks"]))
+        names = {case.get("name") for case in suites.iter("testcase")}
+        self.assertEqual(names, set(by_id))
+
+    @defer.inlineCallbacks
+    def test_failure_exit_status(self):
+        """
+        A failed check: exit status 1, and the failure shows what was
+        sent, expected and got, and a hint.
+        """
+        listening = broken_servers.listen_broken(broken_servers.IgnoresRepeat(), self.port)
+        self.addCleanup(listening.stopListening)
+        done = yield self.command(
+            f"127.0.0.1:{listening.getHost().port}", "--only", "echo.repeat"
+        )
+        self.assertEqual(done.returncode, 1)
+        self.assertIn("  FAIL  echo.repeat", done.stdout)
+        self.assertIn(
+            'expected: {"type": "echo", "text": "four times", "n": 1, "of": 4}',
+            done.stdout,
+        )
+        self.assertIn('got:      {"type": "echo", "text": "four times"}', done.stdout)
+        self.assertIn("hint:     For repeat N send N echo frames", done.stdout)
+        self.assertTrue(done.stdout.endswith("\n0 passed, 1 failed, 0 skipped\n"))
+
+    def test_bad_arguments(self):
+        """
+        Bad arguments: one line on standard error, exit status 2.
+        """
+        for args, reason in [
+            ([], "give the server as HOST:PORT"),
+            (["localhost"], "'localhost' is not HOST:PORT"),
+            (["localhost:70000"], "port 70000 is out of range (1-65535)"),
+            (["localhost:1", "--mode", "chat"], "invalid choice: 'chat'"),
+            (["localhost:1", "--only", "nope.*"], "no check matches 'nope.*'"),
+            (["localhost:1", "--budget", "61"], "at most 60"),
+            (["localhost:1", "--ca", "/nonexistent.pem"], "--ca: cannot use"),
+        ]:
+            out, err = io.StringIO(), io.StringIO()
+            with redirect_stdout(out), redirect_stderr(err):
+                with self.assertRaises(SystemExit) as exited:
+                    cli.main(args)
+            self.assertEqual(exited.exception.code, 2, args)
+            self.assertEqual(len(err.getvalue().splitlines()), 1, err.getvalue())
+            self.assertIn(reason, err.getvalue())
+            self.assertEqual(out.getvalue(), "")
+
+
+class ReportTests(TestCase):
+    def test_grouped_by_task(self):
+        """
+        The text report groups checks under their lab task, in task order,
+        and ends with the summary line.
+        """
+        checks = {c.id: c for c in runner.all_checks()}
+        results = [
+            runner.Result(checks["echo.say"], "passed"),
+            runner.Result(checks["welcome"], "passed"),
+            runner.Result(checks["framing.split"], "skipped", reason="why"),
+        ]
+        text = text_report(results, "h:1", "echo", 1.0).splitlines()
+        tasks = [line for line in text if line.startswith("Task ")]
+        self.assertEqual([t.split(":")[0] for t in tasks], ["Task 1", "Task 7", "Task 8"])
+        self.assertIn("        skipped:  why", text)
+        self.assertEqual(text[-1], "2 passed, 0 failed, 1 skipped")
+
+    def test_check_ids_unique_and_tagged(self):
+        """
+        Every check has a unique id, a lab task of the README's table and
+        contract sections.
+        """
+        checks = runner.all_checks()
+        self.assertEqual(len({c.id for c in checks}), len(checks))
+        for c in checks:
+            self.assertIn(c.task, runner.TASKS)
+            self.assertTrue(set(c.sections) <= set(runner.SECTIONS), c.id)
+            self.assertTrue(c.hint and c.expected and c.title, c.id)
