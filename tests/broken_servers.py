@@ -16,7 +16,14 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
 
 from echotwist.framing import FrameReceiver
-from echotwist.wire import DEFAULT_MAX_MESSAGE, HEADER, HEADER_SIZE, decode_message, encode_message, frame
+from echotwist.wire import (
+    DEFAULT_MAX_MESSAGE,
+    HEADER,
+    HEADER_SIZE,
+    decode_message,
+    encode_message,
+    frame,
+)
 
 
 class Mistake:
@@ -50,7 +57,9 @@ class IgnoresRepeat(Mistake):
     def from_server(self, proxy, message, payload):
         if message["type"] == "echo" and "n" in message:
             if message["n"] == 1:
-                proxy.to_client(frame(encode_message({"type": "echo", "text": message["text"]})))
+                proxy.to_client(
+                    frame(encode_message({"type": "echo", "text": message["text"]}))
+                )
             return
         super().from_server(proxy, message, payload)
 
@@ -142,9 +151,13 @@ class _Proxy(Protocol):
 
     def connectionMade(self):
         source = (self.transport.getPeer().host, 0)
-        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self.port, bindAddress=source)
+        endpoint = TCP4ClientEndpoint(
+            reactor, "127.0.0.1", self.port, bindAddress=source
+        )
         connecting = connectProtocol(endpoint, _Backend(self))
-        connecting.addCallbacks(self._connected, lambda _: self.transport.loseConnection())
+        connecting.addCallbacks(
+            self._connected, lambda _: self.transport.loseConnection()
+        )
 
     def _connected(self, backend):
         self.backend = backend
@@ -195,8 +208,13 @@ class _Silent(Protocol):
             self.transport.write(
                 frame(
                     encode_message(
-                        {"type": "welcome", "server": "echolab", "version": "0",
-                         "mode": "echo", "max_message": 65536}
+                        {
+                            "type": "welcome",
+                            "server": "echolab",
+                            "version": "0",
+                            "mode": "echo",
+                            "max_message": 65536,
+                        }
                     )
                 )
             )

@@ -260,12 +260,16 @@ class BrokenServerTests(ServerTestCase):
 
     @defer.inlineCallbacks
     def test_token_survives_logout(self):
-        results = yield self.failed_against(broken_servers.TokenSurvivesLogout(), "auth")
+        results = yield self.failed_against(
+            broken_servers.TokenSurvivesLogout(), "auth"
+        )
         self.assertEqual(
             set(failures(results)),
             {"auth.logout-revokes-issued", "auth.logout-revokes-used"},
         )
-        self.assertIn("bad_token", results_by_id(results)["auth.logout-revokes-used"].expected)
+        self.assertIn(
+            "bad_token", results_by_id(results)["auth.logout-revokes-used"].expected
+        )
 
 
 def results_by_id(results):
@@ -345,7 +349,10 @@ class CommandTests(ServerTestCase):
     def test_report_and_files(self):
         folder = self.mktemp()
         os.makedirs(folder)
-        json_path, junit_path = os.path.join(folder, "r.json"), os.path.join(folder, "r.xml")
+        json_path, junit_path = (
+            os.path.join(folder, "r.json"),
+            os.path.join(folder, "r.xml"),
+        )
         done = yield self.command(
             f"127.0.0.1:{self.port}", "--json", json_path, "--junit", junit_path
         )
@@ -360,8 +367,10 @@ class CommandTests(ServerTestCase):
         self.assertEqual(document["mode"], "echo")
         by_id = {c["id"]: c for c in document["checks"]}
         self.assertEqual(by_id["echo.repeat"]["task"], 8)
-        self.assertIn('{"type": "say", "text": "four times", "repeat": 4}',
-                      by_id["echo.repeat"]["sent"])
+        self.assertIn(
+            '{"type": "say", "text": "four times", "repeat": 4}',
+            by_id["echo.repeat"]["sent"],
+        )
         suites = ElementTree.parse(junit_path).getroot()
         self.assertEqual(suites.get("failures"), "0")
         self.assertEqual(int(suites.get("tests")), len(document["checks"]))
@@ -374,7 +383,9 @@ class CommandTests(ServerTestCase):
         A failed check: exit status 1, and the failure shows what was
         sent, expected and got, and a hint.
         """
-        listening = broken_servers.listen_broken(broken_servers.IgnoresRepeat(), self.port)
+        listening = broken_servers.listen_broken(
+            broken_servers.IgnoresRepeat(), self.port
+        )
         self.addCleanup(listening.stopListening)
         done = yield self.command(
             f"127.0.0.1:{listening.getHost().port}", "--only", "echo.repeat"
@@ -426,7 +437,9 @@ class ReportTests(TestCase):
         ]
         text = text_report(results, "h:1", "echo", 1.0).splitlines()
         tasks = [line for line in text if line.startswith("Task ")]
-        self.assertEqual([t.split(":")[0] for t in tasks], ["Task 1", "Task 7", "Task 8"])
+        self.assertEqual(
+            [t.split(":")[0] for t in tasks], ["Task 1", "Task 7", "Task 8"]
+        )
         self.assertIn("        skipped:  why", text)
         self.assertEqual(text[-1], "2 passed, 0 failed, 1 skipped")
 

@@ -59,24 +59,46 @@ def parser():
         ),
     )
     p.add_argument("target", nargs="?", metavar="HOST:PORT", help="the server")
-    p.add_argument("--mode", "-m", choices=MODES,
-                   help="the mode the server must be in [default: the one its welcome names]")
-    p.add_argument("--tls", action="store_true",
-                   help="connect with TLS, verifying the server's certificate and name")
-    p.add_argument("--ca", metavar="FILE",
-                   help="PEM file of the CA that signed the server's certificate "
-                   "(implies --tls) [default: the system's trust store]")
+    p.add_argument(
+        "--mode",
+        "-m",
+        choices=MODES,
+        help="the mode the server must be in [default: the one its welcome names]",
+    )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect with TLS, verifying the server's certificate and name",
+    )
+    p.add_argument(
+        "--ca",
+        metavar="FILE",
+        help="PEM file of the CA that signed the server's certificate "
+        "(implies --tls) [default: the system's trust store]",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    p.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
-    p.add_argument("--only", metavar="IDS",
-                   help="run only these checks: ids or patterns (framing.*), "
-                   "separated by commas")
-    p.add_argument("--server-timeout", metavar="SECONDS", type=_seconds(50),
-                   help="the server's login and idle time-out, when it was started "
-                   "with one short enough to watch [default: that check is skipped]")
-    p.add_argument("--budget", metavar="SECONDS", type=_seconds(runner.BUDGET),
-                   default=runner.BUDGET,
-                   help="seconds the whole run may take [default and most: 60]")
+    p.add_argument(
+        "--junit", metavar="FILE", help="also write the results as JUnit XML"
+    )
+    p.add_argument(
+        "--only",
+        metavar="IDS",
+        help="run only these checks: ids or patterns (framing.*), separated by commas",
+    )
+    p.add_argument(
+        "--server-timeout",
+        metavar="SECONDS",
+        type=_seconds(50),
+        help="the server's login and idle time-out, when it was started "
+        "with one short enough to watch [default: that check is skipped]",
+    )
+    p.add_argument(
+        "--budget",
+        metavar="SECONDS",
+        type=_seconds(runner.BUDGET),
+        default=runner.BUDGET,
+        help="seconds the whole run may take [default and most: 60]",
+    )
     p.add_argument("--list", action="store_true", help="list the checks and exit")
     return p
 

@@ -166,8 +166,9 @@ class Connection:
                 f"a connection to {target.where}", f"connecting failed: {_reason(e)}"
             ) from None
         connection = cls(sock, transcript)
-        transcript.sent.append(f"(connect to {target.where}" + (
-            f" from {source})" if source else ")"))
+        transcript.sent.append(
+            f"(connect to {target.where}" + (f" from {source})" if source else ")")
+        )
         connection.welcome = connection.expect("welcome")
         return connection
 
@@ -348,7 +349,9 @@ CLOSED = ("the connection closed", _RESET)
 
 
 def _wanted(kind, members):
-    shown = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in members.items())
+    shown = ", ".join(
+        f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in members.items()
+    )
     return f"{kind} ({shown})" if shown else kind
 
 

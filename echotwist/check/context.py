@@ -47,9 +47,10 @@ class Target:
 
     @property
     def on_loopback_v4(self):
-        return self.family == socket.AF_INET and ipaddress.ip_address(
-            self.sockaddr[0]
-        ).is_loopback
+        return (
+            self.family == socket.AF_INET
+            and ipaddress.ip_address(self.sockaddr[0]).is_loopback
+        )
 
 
 def resolve(host, port, tls=False, ca=None):
@@ -61,7 +62,9 @@ def resolve(host, port, tls=False, ca=None):
             host, port, 0, socket.SOCK_STREAM
         )[0]
     except (OSError, UnicodeError) as e:
-        raise ValueError(f"cannot resolve {host!r} ({getattr(e, 'strerror', e)})") from None
+        raise ValueError(
+            f"cannot resolve {host!r} ({getattr(e, 'strerror', e)})"
+        ) from None
     context = None
     if tls:
         try:
@@ -183,7 +186,8 @@ class Context:
                 "IPv4 loopback"
             )
         return ".".join(
-            ["127"] + [str(secrets.randbelow(256)) for _ in range(2)]
+            ["127"]
+            + [str(secrets.randbelow(256)) for _ in range(2)]
             + [str(2 + secrets.randbelow(250))]
         )
 
@@ -213,11 +217,14 @@ class Context:
     def identify(self, connection, name=None):
         message, _ = connection.receive("greet, or ask for a name")
         if message["type"] == "ask" and message.get("field") == "name":
-            connection.send({"type": "answer", "field": "name",
-                             "value": name or new_login()})
+            connection.send(
+                {"type": "answer", "field": "name", "value": name or new_login()}
+            )
             message, _ = connection.receive("greet")
         if message["type"] != "greet":
-            raise CheckFailed("greet (or ask for a name, then greet)", describe(message))
+            raise CheckFailed(
+                "greet (or ask for a name, then greet)", describe(message)
+            )
         return message
 
     def log_in(self, connection):

@@ -24,7 +24,9 @@ def text_report(results, where, mode, seconds):
         for result in (r for r in results if r.check.task == task):
             lines.extend(_lines(result, width))
     lines.append("")
-    lines.append(f"{len(results)} check{'' if len(results) == 1 else 's'} in {seconds:.1f} s")
+    lines.append(
+        f"{len(results)} check{'' if len(results) == 1 else 's'} in {seconds:.1f} s"
+    )
     lines.append(summary(results))
     return "\n".join(lines)
 

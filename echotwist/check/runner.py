@@ -87,8 +87,17 @@ def check(id, task, sections, title, expected, hint, modes=MODES, limit=DEFAULT_
 
     def register(function):
         REGISTRY.append(
-            Check(id, task, tuple(sections), title, expected, hint, tuple(modes),
-                  function, limit)
+            Check(
+                id,
+                task,
+                tuple(sections),
+                title,
+                expected,
+                hint,
+                tuple(modes),
+                function,
+                limit,
+            )
         )
         return function
 
@@ -133,8 +142,9 @@ def applicable(checks, mode):
     return [c for c in checks if mode in c.modes]
 
 
-def run(target, checks, mode=None, budget=BUDGET, server_timeout=None,
-        clock=time.monotonic):
+def run(
+    target, checks, mode=None, budget=BUDGET, server_timeout=None, clock=time.monotonic
+):
     """
     Run C{checks} against C{target}.
 
@@ -155,12 +165,22 @@ def run(target, checks, mode=None, budget=BUDGET, server_timeout=None,
         if each is welcome_check:
             continue
         if welcome.status != "passed":
-            results.append(Result(each, "skipped", reason=(
-                "the server's welcome was missing or wrong (see the check "
-                "'welcome'), so nothing else could be checked")))
+            results.append(
+                Result(
+                    each,
+                    "skipped",
+                    reason=(
+                        "the server's welcome was missing or wrong (see the check "
+                        "'welcome'), so nothing else could be checked"
+                    ),
+                )
+            )
         elif end - clock() < _RESERVE:
-            results.append(Result(each, "skipped", reason=(
-                f"the run's {budget:g} s budget was spent")))
+            results.append(
+                Result(
+                    each, "skipped", reason=(f"the run's {budget:g} s budget was spent")
+                )
+            )
         else:
             results.append(_run_one(each, context, end, clock))
     context.close()
@@ -187,5 +207,7 @@ def summary(results):
     """
     C{N passed, M failed, K skipped}.
     """
-    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
+    counts = {
+        s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")
+    }
     return f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"

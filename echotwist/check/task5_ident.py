@@ -71,9 +71,15 @@ def reconnect(context):
 
 
 def _refused_name(id, title, value, hint):
-    @check(id, 5, [5, 6], title,
-           "error bad_value, then ask name again; the connection stays open",
-           hint, modes=IDENT)
+    @check(
+        id,
+        5,
+        [5, 6],
+        title,
+        "error bad_value, then ask name again; the connection stays open",
+        hint,
+        modes=IDENT,
+    )
     def refused(context):
         connection = _stranger(context)
         connection.send({"type": "answer", "field": "name", "value": value})
@@ -93,8 +99,7 @@ _refused_name(
     "ident.name-too-long",
     "a name of 65 characters",
     "n" * 65,
-    "A name has 1 to 64 code points (after strip()); count characters, not "
-    "bytes.",
+    "A name has 1 to 64 code points (after strip()); count characters, not bytes.",
 )
 _refused_name(
     "ident.name-not-printable",
@@ -124,9 +129,15 @@ def name_64(context):
 
 
 def _refused_while_asked(id, title, message, code, hint):
-    @check(id, 5, [4, 5], title,
-           f"error {code}, then ask name again; the connection stays open",
-           hint, modes=IDENT)
+    @check(
+        id,
+        5,
+        [4, 5],
+        title,
+        f"error {code}, then ask name again; the connection stays open",
+        hint,
+        modes=IDENT,
+    )
     def refused(context):
         connection = _stranger(context)
         if isinstance(message, bytes):
@@ -151,8 +162,7 @@ _refused_while_asked(
     "an answer for a field that is not asked",
     {"type": "answer", "field": "login", "value": "someone"},
     "bad_state",
-    "An answer must name the pending field; otherwise bad_state, and ask "
-    "again.",
+    "An answer must name the pending field; otherwise bad_state, and ask again.",
 )
 _refused_while_asked(
     "ident.token-bad-state",

@@ -35,7 +35,9 @@ def _asked_password(context, login=None):
     """
     account = context.account()
     connection = _asked_login(context)
-    connection.send({"type": "answer", "field": "login", "value": login or account.login})
+    connection.send(
+        {"type": "answer", "field": "login", "value": login or account.login}
+    )
     connection.expect("ask", field="password", secret=True)
     return connection, account
 
@@ -46,7 +48,9 @@ def _password_login(context):
     """
     connection, account = _asked_password(context)
     connection.send({"type": "answer", "field": "password", "value": account.password})
-    token = check_token(connection.expect("auth_ok", via="password", login=account.login))
+    token = check_token(
+        connection.expect("auth_ok", via="password", login=account.login)
+    )
     connection.expect("greet", known=True, name=account.login)
     return connection, token
 
@@ -89,9 +93,15 @@ def register(context):
 
 
 def _weak(id, title, password, hint):
-    @check(id, 6, [5, 6], title,
-           "error weak_password, then ask new_password again", hint,
-           modes=AUTH)
+    @check(
+        id,
+        6,
+        [5, 6],
+        title,
+        "error weak_password, then ask new_password again",
+        hint,
+        modes=AUTH,
+    )
     def weak(context):
         connection = _asked_login(context)
         connection.send({"type": "answer", "field": "login", "value": new_login()})
@@ -149,8 +159,7 @@ def password_login(context):
     "a wrong password, then the right one",
     "error bad_password, ask password again; then the right password gets "
     "auth_ok via password",
-    "On a wrong password send bad_password and ask again; keep the "
-    "connection.",
+    "On a wrong password send bad_password and ask again; keep the connection.",
     modes=AUTH,
     limit=HASHING,
 )
@@ -180,7 +189,9 @@ def wrong_password(context):
 def third_wrong_password(context):
     connection, _ = _asked_password(context)
     for _ in range(3):
-        connection.send({"type": "answer", "field": "password", "value": new_password()})
+        connection.send(
+            {"type": "answer", "field": "password", "value": new_password()}
+        )
     for _ in range(2):
         connection.expect_asked_again("bad_password", "password")
     connection.expect_error("too_many_attempts")
@@ -192,8 +203,7 @@ def third_wrong_password(context):
     6,
     [5, 6],
     "a too-short password for a known login is just wrong",
-    "error bad_password (not weak_password or bad_value), then ask "
-    "password again",
+    "error bad_password (not weak_password or bad_value), then ask password again",
     "Only new passwords are judged weak; a login's password answer outside "
     "8..1024 characters is simply wrong.",
     modes=AUTH,
@@ -212,8 +222,7 @@ def password_out_of_bounds(context):
     6,
     [2, 4],
     "a token logs in",
-    "auth_ok via token, with the login and no new token, then greet with "
-    "known: true",
+    "auth_ok via token, with the login and no new token, then greet with known: true",
     "Keep tokens (as hashes) with their login and expiry; a valid token "
     "logs its login in without a password.",
     modes=AUTH,
@@ -236,8 +245,7 @@ def token_login(context):
     "a token while another question is pending",
     "a token sent while new_password is asked (for another login) still "
     "gets auth_ok via token, then greet",
-    "Accept token at any point before authentication, whatever ask is "
-    "pending.",
+    "Accept token at any point before authentication, whatever ask is pending.",
     modes=AUTH,
 )
 def token_any_pending(context):
@@ -258,8 +266,7 @@ def token_any_pending(context):
     [4, 5],
     "an unknown token",
     "error bad_token, then ask login again; the connection stays open",
-    "Refuse an unknown token with bad_token and ask the pending question "
-    "again.",
+    "Refuse an unknown token with bad_token and ask the pending question again.",
     modes=AUTH,
 )
 def bad_token(context):
@@ -318,8 +325,7 @@ def logout_revokes_issued(context):
     6,
     [3, 4],
     "logout revokes the token used on the connection",
-    "after a token login, logout gets bye and a close; that token then "
-    "gets bad_token",
+    "after a token login, logout gets bye and a close; that token then gets bad_token",
     "Remember which token logged the connection in; logout revokes it.",
     modes=AUTH,
     limit=HASHING,
@@ -336,9 +342,15 @@ def logout_revokes_used(context):
 
 
 def _refused_while_asked(id, title, message, code, hint, sections=(4, 5)):
-    @check(id, 6, sections, title,
-           f"error {code}, then ask login again; the connection stays open",
-           hint, modes=AUTH)
+    @check(
+        id,
+        6,
+        sections,
+        title,
+        f"error {code}, then ask login again; the connection stays open",
+        hint,
+        modes=AUTH,
+    )
     def refused(context):
         connection = _asked_login(context)
         if isinstance(message, bytes):
@@ -370,16 +382,14 @@ _refused_while_asked(
     "an answer for a field that is not asked",
     {"type": "answer", "field": "password", "value": "check-not-asked"},
     "bad_state",
-    "An answer must name the pending field; otherwise bad_state, and ask "
-    "again.",
+    "An answer must name the pending field; otherwise bad_state, and ask again.",
 )
 _refused_while_asked(
     "auth.bad-message-while-asked",
     "a bad message while the login is asked",
     b"hello, world!",
     "bad_message",
-    "After any error that leaves the connection open, send the pending ask "
-    "again.",
+    "After any error that leaves the connection open, send the pending ask again.",
 )
 _refused_while_asked(
     "auth.login-empty",
@@ -402,8 +412,7 @@ _refused_while_asked(
     "a login with a space and a '!'",
     {"type": "answer", "field": "login", "value": "check login!"},
     "bad_value",
-    "A login uses only A-Z a-z 0-9 . _ - ; refuse anything else with "
-    "bad_value.",
+    "A login uses only A-Z a-z 0-9 . _ - ; refuse anything else with bad_value.",
     sections=(5, 6),
 )
 

@@ -89,7 +89,8 @@ def straddling(context):
     data = b"".join(frames)
     cut = len(frames[0]) + 2
     connection.send_pieces(
-        [data[:cut], data[cut:]], 0.05,
+        [data[:cut], data[cut:]],
+        0.05,
         "three says (first, second, third) in two writes, cut 2 bytes into "
         "the second header",
     )
@@ -165,7 +166,9 @@ def huge_length(context):
 def max_message(context):
     limit = context.max_message
     if limit > LARGEST_TESTED_MESSAGE:
-        raise Skip(f"max_message {limit} is over the {LARGEST_TESTED_MESSAGE} bytes the checker sends")
+        raise Skip(
+            f"max_message {limit} is over the {LARGEST_TESTED_MESSAGE} bytes the checker sends"
+        )
     connection = context.ready()
     filler = limit - len(encode_message(_say("")))
     if filler < 1:
@@ -225,7 +228,14 @@ def _bad_message(id, title, payloads, hint):
     connection stays open.
     """
 
-    @check(id, 7, [1, 5], title, "error bad_message for each; the connection stays open", hint)
+    @check(
+        id,
+        7,
+        [1, 5],
+        title,
+        "error bad_message for each; the connection stays open",
+        hint,
+    )
     def bad_message(context):
         connection = context.ready()
         for payload in payloads:
@@ -247,8 +257,7 @@ _bad_message(
     "bad-message.not-json",
     "a payload that is not JSON",
     [b"hello, world!"],
-    "Parse JSON inside a try: invalid JSON is a bad_message; keep the "
-    "connection.",
+    "Parse JSON inside a try: invalid JSON is a bad_message; keep the connection.",
 )
 _bad_message(
     "bad-message.not-object",
@@ -260,8 +269,7 @@ _bad_message(
     "bad-message.no-type",
     "no string member type",
     [b'{"text":"hi"}', b'{"type":5,"text":"hi"}', b'{"type":null}'],
-    "Every message needs a string member 'type'; without one it is a "
-    "bad_message.",
+    "Every message needs a string member 'type'; without one it is a bad_message.",
 )
 _bad_message(
     "bad-message.unknown-type",
@@ -278,18 +286,22 @@ _bad_message(
 _bad_message(
     "bad-message.wrong-member-type",
     "a member of the wrong JSON type, null included",
-    [b'{"type":"say","text":5}', b'{"type":"say","text":null}',
-     b'{"type":"say","text":["hi"]}'],
-    "Check each member's JSON type: text must be a string; null is not a "
-    "string.",
+    [
+        b'{"type":"say","text":5}',
+        b'{"type":"say","text":null}',
+        b'{"type":"say","text":["hi"]}',
+    ],
+    "Check each member's JSON type: text must be a string; null is not a string.",
 )
 _bad_message(
     "bad-message.not-an-integer",
-    "repeat written as 3.0, 3e0, true or \"3\"",
-    [b'{"type":"say","text":"hi","repeat":3.0}',
-     b'{"type":"say","text":"hi","repeat":3e0}',
-     b'{"type":"say","text":"hi","repeat":true}',
-     b'{"type":"say","text":"hi","repeat":"3"}'],
+    'repeat written as 3.0, 3e0, true or "3"',
+    [
+        b'{"type":"say","text":"hi","repeat":3.0}',
+        b'{"type":"say","text":"hi","repeat":3e0}',
+        b'{"type":"say","text":"hi","repeat":true}',
+        b'{"type":"say","text":"hi","repeat":"3"}',
+    ],
     "An integer is a JSON number without fraction or exponent; in Python "
     "check type(x) is int (True is an int there, and 3.0 == 3).",
 )

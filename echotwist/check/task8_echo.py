@@ -32,7 +32,7 @@ def expect_echoes(connection, text, count):
     [2, 3],
     "say gets one echo",
     "one echo with the same text and no n or of",
-    "Answer say with {\"type\": \"echo\", \"text\": ...}; add n and of only "
+    'Answer say with {"type": "echo", "text": ...}; add n and of only '
     "when repeat is over 1.",
 )
 def say(context):
@@ -97,8 +97,7 @@ def repeat_100(context):
     [5, 6],
     "repeat outside 1..100 is a bad value",
     "error bad_value for repeat 0, 101 and -1; the connection stays open",
-    "Check 1 <= repeat <= 100 and answer bad_value otherwise, without "
-    "closing.",
+    "Check 1 <= repeat <= 100 and answer bad_value otherwise, without closing.",
 )
 def repeat_out_of_range(context):
     connection = context.ready()
@@ -131,8 +130,15 @@ def pipelined(context):
 
 
 def _refused_when_ready(id, title, message, hint, modes=("echo", "ident", "auth")):
-    @check(id, 8, [4, 5], title, "error bad_state; the connection stays open", hint,
-           modes=modes)
+    @check(
+        id,
+        8,
+        [4, 5],
+        title,
+        "error bad_state; the connection stays open",
+        hint,
+        modes=modes,
+    )
     def refused(context):
         connection = context.ready()
         connection.send(message)
@@ -145,21 +151,18 @@ _refused_when_ready(
     "state.answer-when-ready",
     "an answer when no question is pending",
     {"type": "answer", "field": "name", "value": "nobody asked"},
-    "An answer is only valid for the pending ask; with none pending, "
-    "answer bad_state.",
+    "An answer is only valid for the pending ask; with none pending, answer bad_state.",
 )
 _refused_when_ready(
     "state.token-when-ready",
     "a token outside auth mode or after authentication",
     {"type": "token", "token": "not-a-token-at-all"},
-    "token is only for auth mode before authentication; otherwise answer "
-    "bad_state.",
+    "token is only for auth mode before authentication; otherwise answer bad_state.",
 )
 _refused_when_ready(
     "state.logout-outside-auth",
     "logout outside auth mode",
     {"type": "logout"},
-    "logout exists only in auth mode; in echo and ident mode answer "
-    "bad_state.",
+    "logout exists only in auth mode; in echo and ident mode answer bad_state.",
     modes=("echo", "ident"),
 )

@@ -31,7 +31,9 @@ def as_dicts(results):
 
 
 def write_json(path, results, where, mode, seconds):
-    counts = {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
+    counts = {
+        s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")
+    }
     document = {
         "server": where,
         "mode": mode,
