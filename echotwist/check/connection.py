@@ -214,7 +214,13 @@ class Connection:
         """
         Send C{payload} (bytes, maybe not JSON) as one frame.
         """
-        self.transcript.sent.append(note or f"frame of {_describe_bytes(payload)}")
+        if note is None:
+            note = (
+                f"frame of {_describe_bytes(payload)}"
+                if payload
+                else ("a zero-length frame (header 00 00 00 00)")
+            )
+        self.transcript.sent.append(note)
         self._write(frame(payload))
 
     def _write(self, data):

@@ -125,6 +125,7 @@ def all_checks():
         task1_sessions,
         task5_ident,
         task6_auth,
+        task6_tokens,
         task7_framing,
         task8_echo,
     )

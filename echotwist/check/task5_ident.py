@@ -13,7 +13,7 @@ import secrets
 
 from echotwist.check.connection import Skip
 from echotwist.check.runner import check
-from echotwist.check.task7_framing import stays_open
+from echotwist.check.steps import refusal_check, stays_open
 
 IDENT = ("ident",)
 
@@ -70,22 +70,13 @@ def reconnect(context):
     stays_open(context, again, again.send_probe())
 
 
+def _refused_while_asked(id, title, message, code, hint, sections=(4, 5)):
+    refusal_check(id, 5, sections, title, hint, _stranger, "name", message, code, IDENT)
+
+
 def _refused_name(id, title, value, hint):
-    @check(
-        id,
-        5,
-        [5, 6],
-        title,
-        "error bad_value, then ask name again; the connection stays open",
-        hint,
-        modes=IDENT,
-    )
-    def refused(context):
-        connection = _stranger(context)
-        connection.send({"type": "answer", "field": "name", "value": value})
-        connection.send_quit()
-        connection.expect_asked_again("bad_value", "name")
-        connection.expect_bye_and_close()
+    answer = {"type": "answer", "field": "name", "value": value}
+    _refused_while_asked(id, title, answer, "bad_value", hint, sections=(5, 6))
 
 
 _refused_name(
@@ -126,27 +117,6 @@ def name_64(context):
     probe = connection.send_probe()
     connection.expect("greet", known=False, name=name)
     stays_open(context, connection, probe)
-
-
-def _refused_while_asked(id, title, message, code, hint):
-    @check(
-        id,
-        5,
-        [4, 5],
-        title,
-        f"error {code}, then ask name again; the connection stays open",
-        hint,
-        modes=IDENT,
-    )
-    def refused(context):
-        connection = _stranger(context)
-        if isinstance(message, bytes):
-            connection.send_payload(message)
-        else:
-            connection.send(message)
-        connection.send_quit()
-        connection.expect_asked_again(code, "name")
-        connection.expect_bye_and_close()
 
 
 _refused_while_asked(

@@ -15,26 +15,26 @@ import secrets
 from echotwist.check.connection import CheckFailed
 from echotwist.check.context import check_token, new_login, new_password
 from echotwist.check.runner import check
-from echotwist.check.task7_framing import stays_open
+from echotwist.check.steps import refusal_check, refused_while_asked, stays_open
 
 AUTH = ("auth",)
 HASHING = 10.0
 """Seconds for a check that waits on password hashes."""
 
 
-def _asked_login(context):
+def asked_login(context):
     connection = context.connect()
     connection.expect_ask("login")
     return connection
 
 
-def _asked_password(context, login=None):
+def asked_password(context, login=None):
     """
     A connection asked the password of the checker's own login (given
     in C{login}'s spelling).
     """
     account = context.account()
-    connection = _asked_login(context)
+    connection = asked_login(context)
     connection.send(
         {"type": "answer", "field": "login", "value": login or account.login}
     )
@@ -42,11 +42,11 @@ def _asked_password(context, login=None):
     return connection, account
 
 
-def _password_login(context):
+def log_in_with_password(context):
     """
     Log in with the password: the new token, on a ready connection.
     """
-    connection, account = _asked_password(context)
+    connection, account = asked_password(context)
     connection.send({"type": "answer", "field": "password", "value": account.password})
     token = check_token(
         connection.expect("auth_ok", via="password", login=account.login)
@@ -55,8 +55,8 @@ def _password_login(context):
     return connection, token
 
 
-def _token_login(context, token):
-    connection = _asked_login(context)
+def send_token(context, token):
+    connection = asked_login(context)
     connection.send({"type": "token", "token": token})
     return connection
 
@@ -103,13 +103,11 @@ def _weak(id, title, password, hint):
         modes=AUTH,
     )
     def weak(context):
-        connection = _asked_login(context)
+        connection = asked_login(context)
         connection.send({"type": "answer", "field": "login", "value": new_login()})
         connection.expect_ask("new_password")
-        connection.send({"type": "answer", "field": "new_password", "value": password})
-        connection.send_quit()
-        connection.expect_asked_again("weak_password", "new_password")
-        connection.expect_bye_and_close()
+        answer = {"type": "answer", "field": "new_password", "value": password}
+        refused_while_asked(connection, answer, "weak_password", "new_password")
 
 
 _weak(
@@ -142,7 +140,7 @@ _weak(
     limit=HASHING,
 )
 def password_login(context):
-    connection, account = _asked_password(context, context.account().login.upper())
+    connection, account = asked_password(context, context.account().login.upper())
     connection.send({"type": "answer", "field": "password", "value": account.password})
     probe = connection.send_probe()
     ok = connection.expect("auth_ok", via="password", login=account.login)
@@ -164,7 +162,7 @@ def password_login(context):
     limit=HASHING,
 )
 def wrong_password(context):
-    connection, account = _asked_password(context)
+    connection, account = asked_password(context)
     connection.send({"type": "answer", "field": "password", "value": new_password()})
     connection.send({"type": "answer", "field": "password", "value": account.password})
     probe = connection.send_probe()
@@ -187,7 +185,7 @@ def wrong_password(context):
     limit=HASHING,
 )
 def third_wrong_password(context):
-    connection, _ = _asked_password(context)
+    connection, _ = asked_password(context)
     for _ in range(3):
         connection.send(
             {"type": "answer", "field": "password", "value": new_password()}
@@ -210,156 +208,15 @@ def third_wrong_password(context):
     limit=HASHING,
 )
 def password_out_of_bounds(context):
-    connection, _ = _asked_password(context)
-    connection.send({"type": "answer", "field": "password", "value": "short"})
-    connection.send_quit()
-    connection.expect_asked_again("bad_password", "password")
-    connection.expect_bye_and_close()
-
-
-@check(
-    "auth.token-login",
-    6,
-    [2, 4],
-    "a token logs in",
-    "auth_ok via token, with the login and no new token, then greet with known: true",
-    "Keep tokens (as hashes) with their login and expiry; a valid token "
-    "logs its login in without a password.",
-    modes=AUTH,
-)
-def token_login(context):
-    account = context.account()
-    connection = _token_login(context, account.token)
-    probe = connection.send_probe()
-    ok = connection.expect("auth_ok", via="token", login=account.login)
-    if "token" in ok:
-        raise CheckFailed("auth_ok via token without a token member", "a token member")
-    connection.expect("greet", known=True, name=account.login)
-    stays_open(context, connection, probe)
-
-
-@check(
-    "auth.token-any-pending",
-    6,
-    [4],
-    "a token while another question is pending",
-    "a token sent while new_password is asked (for another login) still "
-    "gets auth_ok via token, then greet",
-    "Accept token at any point before authentication, whatever ask is pending.",
-    modes=AUTH,
-)
-def token_any_pending(context):
-    account = context.account()
-    connection = _asked_login(context)
-    connection.send({"type": "answer", "field": "login", "value": new_login()})
-    connection.expect_ask("new_password")
-    connection.send({"type": "token", "token": account.token})
-    probe = connection.send_probe()
-    connection.expect("auth_ok", via="token", login=account.login)
-    connection.expect("greet")
-    stays_open(context, connection, probe)
-
-
-@check(
-    "auth.bad-token",
-    6,
-    [4, 5],
-    "an unknown token",
-    "error bad_token, then ask login again; the connection stays open",
-    "Refuse an unknown token with bad_token and ask the pending question again.",
-    modes=AUTH,
-)
-def bad_token(context):
-    _refused_token(context, f"check-{secrets.token_urlsafe(32)}")
-
-
-@check(
-    "auth.tokens-coexist",
-    6,
-    [4],
-    "a new token does not revoke older ones",
-    "after a password login issued a second token, both tokens log in",
-    "Store several tokens per login (one per device); a new one must not "
-    "replace the old.",
-    modes=AUTH,
-    limit=HASHING,
-)
-def tokens_coexist(context):
-    connection, second = _password_login(context)
-    connection.quit()
-    for token in (context.account().token, second):
-        connection = _token_login(context, token)
-        connection.expect("auth_ok", via="token")
-        connection.expect("greet")
-        connection.quit()
-
-
-def _refused_token(context, token):
-    connection = _token_login(context, token)
-    connection.send_quit()
-    connection.expect_asked_again("bad_token", "login")
-    connection.expect_bye_and_close()
-
-
-@check(
-    "auth.logout-revokes-issued",
-    6,
-    [3, 4],
-    "logout revokes the token issued on the connection",
-    "after a password login, logout gets bye and a close; its token then "
-    "gets bad_token",
-    "On logout, revoke (delete) the token issued or used on this connection "
-    "before sending bye.",
-    modes=AUTH,
-    limit=HASHING,
-)
-def logout_revokes_issued(context):
-    connection, token = _password_login(context)
-    connection.send({"type": "logout"})
-    connection.expect_bye_and_close()
-    _refused_token(context, token)
-
-
-@check(
-    "auth.logout-revokes-used",
-    6,
-    [3, 4],
-    "logout revokes the token used on the connection",
-    "after a token login, logout gets bye and a close; that token then gets bad_token",
-    "Remember which token logged the connection in; logout revokes it.",
-    modes=AUTH,
-    limit=HASHING,
-)
-def logout_revokes_used(context):
-    connection, token = _password_login(context)
-    connection.quit()
-    connection = _token_login(context, token)
-    connection.expect("auth_ok", via="token")
-    connection.expect("greet")
-    connection.send({"type": "logout"})
-    connection.expect_bye_and_close()
-    _refused_token(context, token)
+    connection, _ = asked_password(context)
+    answer = {"type": "answer", "field": "password", "value": "short"}
+    refused_while_asked(connection, answer, "bad_password", "password")
 
 
 def _refused_while_asked(id, title, message, code, hint, sections=(4, 5)):
-    @check(
-        id,
-        6,
-        sections,
-        title,
-        f"error {code}, then ask login again; the connection stays open",
-        hint,
-        modes=AUTH,
+    refusal_check(
+        id, 6, sections, title, hint, asked_login, "login", message, code, AUTH
     )
-    def refused(context):
-        connection = _asked_login(context)
-        if isinstance(message, bytes):
-            connection.send_payload(message)
-        else:
-            connection.send(message)
-        connection.send_quit()
-        connection.expect_asked_again(code, "login")
-        connection.expect_bye_and_close()
 
 
 _refused_while_asked(
@@ -427,7 +284,7 @@ _refused_while_asked(
     modes=AUTH,
 )
 def login_32(context):
-    connection = _asked_login(context)
+    connection = asked_login(context)
     login = (new_login() + "-" + "x" * 32)[:32]
     connection.send({"type": "answer", "field": "login", "value": login})
     connection.expect_ask("new_password")

@@ -8,20 +8,11 @@ order: well formed, then allowed now, then its values.
 
 from echotwist.check.connection import CheckFailed, Skip, describe, header_of
 from echotwist.check.runner import check
+from echotwist.check.steps import refused_when_ready, stays_open
 from echotwist.wire import encode_message, frame
 
 LARGEST_TESTED_MESSAGE = 1024 * 1024
 """A bigger max_message is not sent whole (it would load the server)."""
-
-
-def stays_open(context, connection, probe):
-    """
-    Show the connection still works and owed nothing more: the probe
-    (L{Connection.send_probe}, sent right behind the message under test)
-    gets its echo next. The session is then left for the next check.
-    """
-    connection.expect_probe(probe)
-    context.keep(connection)
 
 
 def _say(text, **more):
@@ -110,11 +101,7 @@ def straddling(context):
     "keep reading (do not treat it as the end of the connection).",
 )
 def zero_length(context):
-    connection = context.ready()
-    connection.send_raw(header_of(0), "a zero-length frame (header 00 00 00 00)")
-    probe = connection.send_probe()
-    connection.expect_error("bad_message")
-    stays_open(context, connection, probe)
+    refused_when_ready(context, [b""], "bad_message")
 
 
 def _too_large(context, length):
@@ -237,13 +224,7 @@ def _bad_message(id, title, payloads, hint):
         hint,
     )
     def bad_message(context):
-        connection = context.ready()
-        for payload in payloads:
-            connection.send_payload(payload)
-        probe = connection.send_probe()
-        for _ in payloads:
-            connection.expect_error("bad_message")
-        stays_open(context, connection, probe)
+        refused_when_ready(context, payloads, "bad_message")
 
 
 _bad_message(
@@ -318,11 +299,9 @@ _bad_message(
     "formed, then whether it is allowed now, then its values.",
 )
 def bad_message_first(context):
-    connection = context.ready()
-    connection.send({"type": "answer", "field": 5, "value": "x"})
-    probe = connection.send_probe()
-    connection.expect_error("bad_message")
-    stays_open(context, connection, probe)
+    refused_when_ready(
+        context, [{"type": "answer", "field": 5, "value": "x"}], "bad_message"
+    )
 
 
 @check(
@@ -335,8 +314,6 @@ def bad_message_first(context):
     "Check whether a message is allowed now before checking its values.",
 )
 def bad_state_first(context):
-    connection = context.ready()
-    connection.send({"type": "answer", "field": "name", "value": ""})
-    probe = connection.send_probe()
-    connection.expect_error("bad_state")
-    stays_open(context, connection, probe)
+    refused_when_ready(
+        context, [{"type": "answer", "field": "name", "value": ""}], "bad_state"
+    )

@@ -5,25 +5,13 @@ its C{echo}es (C{repeat}, C{n} and C{of}), replies in order, C{repeat}'s
 limits, and the messages a ready session refuses (C{bad_state}).
 """
 
-from echotwist.check.connection import CheckFailed, describe
 from echotwist.check.runner import check
-from echotwist.check.task7_framing import stays_open
-
-
-def expect_echoes(connection, text, count):
-    """
-    The C{count} echoes of one say: C{n} and C{of} exactly when
-    C{count} > 1.
-    """
-    for n in range(1, count + 1):
-        message, _ = connection.receive(f"echo {n} of {count}")
-        if count == 1:
-            wanted = {"type": "echo", "text": text}
-        else:
-            wanted = {"type": "echo", "text": text, "n": n, "of": count}
-        shown = {k: message.get(k) for k in ("type", "text", "n", "of") if k in message}
-        if shown != wanted:
-            raise CheckFailed(describe(wanted), describe(message))
+from echotwist.check.steps import (
+    expect_echoes,
+    refused_when_ready,
+    say_and_expect,
+    stays_open,
+)
 
 
 @check(
@@ -36,11 +24,7 @@ def expect_echoes(connection, text, count):
     "when repeat is over 1.",
 )
 def say(context):
-    connection = context.ready()
-    connection.send({"type": "say", "text": "hello, echolab"})
-    probe = connection.send_probe()
-    expect_echoes(connection, "hello, echolab", 1)
-    stays_open(context, connection, probe)
+    say_and_expect(context, "hello, echolab")
 
 
 @check(
@@ -52,11 +36,7 @@ def say(context):
     "For repeat N send N echo frames, numbered n = 1..N, each with of = N.",
 )
 def repeat(context):
-    connection = context.ready()
-    connection.send({"type": "say", "text": "four times", "repeat": 4})
-    probe = connection.send_probe()
-    expect_echoes(connection, "four times", 4)
-    stays_open(context, connection, probe)
+    say_and_expect(context, "four times", 4)
 
 
 @check(
@@ -68,11 +48,7 @@ def repeat(context):
     "n and of are present exactly when repeat is over 1.",
 )
 def repeat_one(context):
-    connection = context.ready()
-    connection.send({"type": "say", "text": "once", "repeat": 1})
-    probe = connection.send_probe()
-    expect_echoes(connection, "once", 1)
-    stays_open(context, connection, probe)
+    say_and_expect(context, "once", 1)
 
 
 @check(
@@ -84,11 +60,7 @@ def repeat_one(context):
     "repeat may be anything from 1 to 100 inclusive.",
 )
 def repeat_100(context):
-    connection = context.ready()
-    connection.send({"type": "say", "text": "a hundred", "repeat": 100})
-    probe = connection.send_probe()
-    expect_echoes(connection, "a hundred", 100)
-    stays_open(context, connection, probe)
+    say_and_expect(context, "a hundred", 100)
 
 
 @check(
@@ -100,13 +72,11 @@ def repeat_100(context):
     "Check 1 <= repeat <= 100 and answer bad_value otherwise, without closing.",
 )
 def repeat_out_of_range(context):
-    connection = context.ready()
-    for value in (0, 101, -1):
-        connection.send({"type": "say", "text": "out of range", "repeat": value})
-    probe = connection.send_probe()
-    for _ in range(3):
-        connection.expect_error("bad_value")
-    stays_open(context, connection, probe)
+    refused_when_ready(
+        context,
+        [{"type": "say", "text": "out of range", "repeat": r} for r in (0, 101, -1)],
+        "bad_value",
+    )
 
 
 @check(
@@ -140,11 +110,7 @@ def _refused_when_ready(id, title, message, hint, modes=("echo", "ident", "auth"
         modes=modes,
     )
     def refused(context):
-        connection = context.ready()
-        connection.send(message)
-        probe = connection.send_probe()
-        connection.expect_error("bad_state")
-        stays_open(context, connection, probe)
+        refused_when_ready(context, [message], "bad_state")
 
 
 _refused_when_ready(
