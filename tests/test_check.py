@@ -17,7 +17,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from twisted.internet import defer, threads
 from twisted.trial.unittest import TestCase
 
-from echotwist.check import cli, runner
+from echotwist.check import cli, runner, writers
+from echotwist.check.connection import Connection
 from echotwist.check.context import new_login, new_password, resolve
 from echotwist.check.report import text_report
 from echotwist.passwords import weakness
@@ -33,15 +34,16 @@ def run_checker(port, only=None, host="127.0.0.1", ca=None, **options):
     Run the checker on a thread (the servers under test run on the
     reactor), as the command does.
 
-    @return: a L{Deferred} firing with (results, mode, seconds taken).
+    @return: a L{Deferred} firing with the L{runner.Run}, and the seconds
+        it took as the caller sees them.
     """
     target = resolve(host, port, tls=ca is not None, ca=ca)
     checks = cli.select(runner.all_checks(), only)
 
     def timed():
         start = time.monotonic()
-        results, mode = runner.run(target, checks, **options)
-        return results, mode, time.monotonic() - start
+        found = runner.run(target, checks, **options)
+        return found, time.monotonic() - start
 
     return threads.deferToThread(timed)
 
@@ -69,14 +71,15 @@ class ConformingServerMixin:
 
     @defer.inlineCallbacks
     def test_passes_every_check(self):
-        results, mode, _ = yield run_checker(
-            self.checker_port(), ca=self.ca, mode=self.mode
-        )
+        found, _ = yield run_checker(self.checker_port(), ca=self.ca, mode=self.mode)
+        results = found.results
         self.assertEqual(failures(results), {})
         self.assertEqual(ids(results, "skipped"), SKIPPED_WITHOUT_TIMEOUT)
         expected = {c.id for c in runner.applicable(runner.all_checks(), self.mode)}
         self.assertEqual({r.check.id for r in results}, expected)
-        self.assertEqual(mode, self.mode)
+        self.assertEqual(found.mode, self.mode)
+        # The load stays small: a few dozen connections at most.
+        self.assertLessEqual(found.connections, 40)
 
 
 class EchoModeTests(ConformingServerMixin, ServerTestCase):
@@ -87,9 +90,9 @@ class EchoModeTests(ConformingServerMixin, ServerTestCase):
         """
         Without --mode, the checker takes the mode the welcome names.
         """
-        results, mode, _ = yield run_checker(self.port)
-        self.assertEqual(mode, "echo")
-        self.assertEqual(failures(results), {})
+        found, _ = yield run_checker(self.port)
+        self.assertEqual(found.mode, "echo")
+        self.assertEqual(failures(found.results), {})
 
     @defer.inlineCallbacks
     def test_wrong_mode(self):
@@ -97,7 +100,7 @@ class EchoModeTests(ConformingServerMixin, ServerTestCase):
         A server in another mode than --mode says fails the welcome check,
         and nothing else is judged.
         """
-        results, _, _ = yield run_checker(self.port, mode="auth")
+        results = (yield run_checker(self.port, mode="auth"))[0].results
         self.assertEqual(set(failures(results)), {"welcome"})
         self.assertIn('mode: "auth"', results[0].expected)
         self.assertEqual(ids(results, "passed"), set())
@@ -129,7 +132,8 @@ class TLSMixin(ConformingServerMixin):
         Without the server's CA, TLS fails, and the checker says so.
         """
         other, _ = write_certificate(self)
-        results, _, _ = yield run_checker(self.checker_port(), ca=other, only="welcome")
+        found, _ = yield run_checker(self.checker_port(), ca=other, only="welcome")
+        results = found.results
         self.assertIn("certificate verify failed", failures(results)["welcome"])
 
 
@@ -155,11 +159,48 @@ class TimeoutTests(ServerTestCase):
 
     @defer.inlineCallbacks
     def test_silent_client(self):
-        results, _, seconds = yield run_checker(
+        found, seconds = yield run_checker(
             self.port, only="timeout.*", server_timeout=1
         )
-        self.assertEqual(ids(results, "passed"), {"timeout.silent-client"})
+        self.assertEqual(ids(found.results, "passed"), {"timeout.silent-client"})
         self.assertLess(seconds, 5)
+
+
+class EchoTimeoutTests(TimeoutTests):
+    mode = "echo"
+
+
+class SecretsTests(ServerTestCase):
+    """
+    The reports never show a password or a token, even the checker's own.
+    """
+
+    mode = "auth"
+
+    @defer.inlineCallbacks
+    def test_json_has_no_secrets(self):
+        seen = []
+        expect = Connection.expect
+
+        def recording(connection, kind, **members):
+            message = expect(connection, kind, **members)
+            seen.extend(message[k] for k in ("token",) if k in message)
+            return message
+
+        self.patch(Connection, "expect", recording)
+        found, _ = yield run_checker(self.port)
+        path = self.mktemp()
+        writers.write_json(path, found, "here")
+        writers.write_junit(path + ".xml", found, "here")
+        self.assertGreaterEqual(len(set(seen)), 4)
+        for name in (path, path + ".xml"):
+            with open(name, encoding="utf-8") as f:
+                text = f.read()
+            # Every password the checker invents starts with check-pw-.
+            for secret in ["check-pw-"] + seen:
+                self.assertNotIn(secret, text)
+        self.assertIn('\\"value\\": \\"<password>\\"', text_of(path))
+        self.assertIn('\\"token\\": \\"<token>\\"', text_of(path))
 
 
 class BrokenServerTests(ServerTestCase):
@@ -174,8 +215,8 @@ class BrokenServerTests(ServerTestCase):
         self.start_server()
         listening = broken_servers.listen_broken(mistake, self.port)
         self.addCleanup(listening.stopListening)
-        results, _, _ = yield run_checker(listening.getHost().port, mode=mode)
-        return results
+        found, _ = yield run_checker(listening.getHost().port, mode=mode)
+        return found.results
 
     @defer.inlineCallbacks
     def test_faithful_proxy(self):
@@ -272,6 +313,11 @@ class BrokenServerTests(ServerTestCase):
         )
 
 
+def text_of(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def results_by_id(results):
     return {r.check.id: r for r in results}
 
@@ -289,7 +335,8 @@ class SilentServerTests(TestCase):
         """
         listening = broken_servers.listen_silent()
         self.addCleanup(listening.stopListening)
-        results, _, seconds = yield run_checker(listening.getHost().port, budget=1.5)
+        found, seconds = yield run_checker(listening.getHost().port, budget=1.5)
+        results = found.results
         self.assertEqual(set(failures(results)), {"welcome"})
         self.assertEqual(results[0].reason, "nothing before the check's time limit")
         self.assertLess(seconds, 2.5)
@@ -302,7 +349,8 @@ class SilentServerTests(TestCase):
         """
         listening = broken_servers.listen_silent(welcome=True)
         self.addCleanup(listening.stopListening)
-        results, _, seconds = yield run_checker(listening.getHost().port, budget=3)
+        found, seconds = yield run_checker(listening.getHost().port, budget=3)
+        results = found.results
         self.assertIn("welcome", ids(results, "passed"))
         self.assertTrue(ids(results, "failed"))
         self.assertIn("the run's 3 s budget was spent", {r.reason for r in results})
@@ -313,8 +361,8 @@ class SilentServerTests(TestCase):
         listening = broken_servers.listen_silent()
         port = listening.getHost().port
         yield listening.stopListening()
-        results, _, _ = yield run_checker(port, budget=2)
-        self.assertIn("connection refused", failures(results)["welcome"])
+        found, _ = yield run_checker(port, budget=2)
+        self.assertIn("connection refused", failures(found.results)["welcome"])
 
 
 class MadeUpCredentialsTests(TestCase):
@@ -435,13 +483,17 @@ class ReportTests(TestCase):
             runner.Result(checks["welcome"], "passed"),
             runner.Result(checks["framing.split"], "skipped", reason="why"),
         ]
-        text = text_report(results, "h:1", "echo", 1.0).splitlines()
+        found = runner.Run(results, "echo", 3, 1.0)
+        text = text_report(found, "h:1").splitlines()
         tasks = [line for line in text if line.startswith("Task ")]
         self.assertEqual(
             [t.split(":")[0] for t in tasks], ["Task 1", "Task 7", "Task 8"]
         )
         self.assertIn("        skipped:  why", text)
-        self.assertEqual(text[-1], "2 passed, 0 failed, 1 skipped")
+        self.assertEqual(
+            text[-2:],
+            ["3 checks in 1.0 s, 3 connections", "2 passed, 0 failed, 1 skipped"],
+        )
 
     def test_check_ids_unique_and_tagged(self):
         """

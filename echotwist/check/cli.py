@@ -4,13 +4,12 @@ The C{echolab-check} command: parse the command line, run the checks,
 print the report, write the CI files, exit 0 only when nothing failed.
 
 Exit statuses: 0 nothing failed (skips allowed), 1 a check failed, 2 bad
-arguments (one line on standard error).
+arguments (one line on standard error), 130 interrupted (Ctrl-C).
 """
 
 import argparse
 import fnmatch
 import sys
-import time
 
 
 from echotwist.check import report, runner, writers
@@ -21,6 +20,7 @@ from echotwist.prompts import parse_host, parse_port
 PROGRAM = "echolab-check"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _seconds(most):
@@ -176,22 +176,24 @@ def main(argv=None):
     except (UsageError, ValueError) as e:
         _say(f"{e} (see --help)")
         sys.exit(EXIT_USAGE)
-    start = time.monotonic()
-    results, mode = runner.run(
-        target,
-        options.checks,
-        mode=options.mode,
-        budget=options.budget,
-        server_timeout=options.server_timeout,
-    )
-    seconds = time.monotonic() - start
-    print(report.text_report(results, target.where, mode, seconds), flush=True)
+    try:
+        found = runner.run(
+            target,
+            options.checks,
+            mode=options.mode,
+            budget=options.budget,
+            server_timeout=options.server_timeout,
+        )
+    except KeyboardInterrupt:
+        _say("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+    print(report.text_report(found, target.where), flush=True)
     try:
         if options.json:
-            writers.write_json(options.json, results, target.where, mode, seconds)
+            writers.write_json(options.json, found, target.where)
         if options.junit:
-            writers.write_junit(options.junit, results, target.where, seconds)
+            writers.write_junit(options.junit, found, target.where)
     except OSError as e:
         _say(f"cannot write {e.filename}: {e.strerror}")
         sys.exit(EXIT_USAGE)
-    sys.exit(EXIT_FAILED if any(r.status == "failed" for r in results) else 0)
+    sys.exit(EXIT_FAILED if any(r.status == "failed" for r in found.results) else 0)

@@ -108,6 +108,8 @@ class Context:
     """
 
     max_message = None
+    connections = 0
+    """How many connections were opened (or tried)."""
 
     def __init__(self, target, mode, server_timeout, clock=time.monotonic):
         self.target = target
@@ -167,6 +169,7 @@ class Context:
         A new connection, its welcome read (from C{source}, or the run's
         own address).
         """
+        self.connections += 1
         connection = Connection.open(
             self.target, self.deadline, self.transcript, source or self.home
         )

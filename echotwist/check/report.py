@@ -12,11 +12,13 @@ _SHOWN_SENT = 6
 """The last messages a failure shows (the JSON report has them all)."""
 
 
-def text_report(results, where, mode, seconds):
+def text_report(found, where):
     """
+    @param found: a L{echotwist.check.runner.Run}.
     @return: the report, lines joined, ending with the summary line.
     """
-    lines = [f"echolab-check {where} ({mode or 'unknown'} mode)"]
+    results = found.results
+    lines = [f"echolab-check {where} ({found.mode or 'unknown'} mode)"]
     width = max((len(r.check.id) for r in results), default=0)
     for task in sorted({r.check.task for r in results}):
         lines.append("")
@@ -25,7 +27,8 @@ def text_report(results, where, mode, seconds):
             lines.extend(_lines(result, width))
     lines.append("")
     lines.append(
-        f"{len(results)} check{'' if len(results) == 1 else 's'} in {seconds:.1f} s"
+        f"{_count(len(results), 'check')} in {found.seconds:.1f} s, "
+        f"{_count(found.connections, 'connection')}"
     )
     lines.append(summary(results))
     return "\n".join(lines)
@@ -49,3 +52,7 @@ def _lines(result, width):
     lines.append(f"{pad}contract: {check.section}")
     lines.append(f"{pad}hint:     {check.hint}")
     return lines
+
+
+def _count(n, thing):
+    return f"{n} {thing}{'' if n == 1 else 's'}"

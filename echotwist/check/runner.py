@@ -143,49 +143,58 @@ def applicable(checks, mode):
     return [c for c in checks if mode in c.modes]
 
 
+@dataclass
+class Run:
+    """
+    What a run found.
+
+    @ivar mode: the server's mode (L{None} when unknown).
+    @ivar connections: how many connections the run opened.
+    """
+
+    results: list
+    mode: str
+    connections: int
+    seconds: float
+
+
 def run(
     target, checks, mode=None, budget=BUDGET, server_timeout=None, clock=time.monotonic
 ):
     """
-    Run C{checks} against C{target}.
+    Run C{checks} against C{target}. The welcome is always checked first;
+    when it fails it is reported whether selected or not.
 
     @param mode: the mode the server must be in; L{None} takes the one
         its welcome names.
     @param server_timeout: the server's login/idle timeout in seconds,
         when it is short enough to be observed; L{None} skips that check.
-    @return: the L{Result}s, in order, and the server's mode (L{None}
-        when unknown).
+    @rtype: L{Run}
     """
-    end = clock() + budget
+    start = clock()
+    end = start + budget
     context = Context(target, mode, server_timeout, clock)
     welcome_check = next(c for c in all_checks() if c.id == "welcome")
     welcome = _run_one(welcome_check, context, end, clock)
-    results = [welcome] if welcome_check in checks else []
-    mode = context.mode if welcome.status == "passed" else mode
+    welcomed = welcome.status == "passed"
+    results = [welcome] if welcome_check in checks or not welcomed else []
+    mode = context.mode if welcomed else mode
     for each in applicable(checks, mode):
         if each is welcome_check:
             continue
-        if welcome.status != "passed":
-            results.append(
-                Result(
-                    each,
-                    "skipped",
-                    reason=(
-                        "the server's welcome was missing or wrong (see the check "
-                        "'welcome'), so nothing else could be checked"
-                    ),
-                )
+        if not welcomed:
+            reason = (
+                "the server's welcome was missing or wrong (see the check "
+                "'welcome'), so nothing else could be checked"
             )
         elif end - clock() < _RESERVE:
-            results.append(
-                Result(
-                    each, "skipped", reason=(f"the run's {budget:g} s budget was spent")
-                )
-            )
+            reason = f"the run's {budget:g} s budget was spent"
         else:
             results.append(_run_one(each, context, end, clock))
+            continue
+        results.append(Result(each, "skipped", reason=reason))
     context.close()
-    return results, mode
+    return Run(results, mode, context.connections, clock() - start)
 
 
 def _run_one(each, context, end, clock):

@@ -30,14 +30,19 @@ def as_dicts(results):
     ]
 
 
-def write_json(path, results, where, mode, seconds):
+def write_json(path, found, where):
+    """
+    @param found: a L{echotwist.check.runner.Run}.
+    """
+    results = found.results
     counts = {
         s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")
     }
     document = {
         "server": where,
-        "mode": mode,
-        "seconds": round(seconds, 3),
+        "mode": found.mode,
+        "seconds": round(found.seconds, 3),
+        "connections": found.connections,
         "summary": counts,
         "checks": as_dicts(results),
     }
@@ -46,9 +51,13 @@ def write_json(path, results, where, mode, seconds):
         f.write("\n")
 
 
-def write_junit(path, results, where, seconds):
+def write_junit(path, found, where):
+    """
+    @param found: a L{echotwist.check.runner.Run}.
+    """
+    results = found.results
     root = ElementTree.Element("testsuites", name=f"echolab-check {where}")
-    _count(root, results, seconds)
+    _count(root, results, found.seconds)
     for task in sorted({r.check.task for r in results}):
         in_task = [r for r in results if r.check.task == task]
         suite = ElementTree.SubElement(
