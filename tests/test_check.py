@@ -8,6 +8,9 @@ its budget; the command line, the text report and the CI files.
 import io
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,13 +18,15 @@ import xml.etree.ElementTree as ElementTree
 from contextlib import redirect_stderr, redirect_stdout
 
 from twisted.internet import defer, threads
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SkipTest, TestCase
 
 from echotwist.check import cli, runner, writers
 from echotwist.check.connection import Connection
 from echotwist.check.context import new_login, new_password, resolve
 from echotwist.check.report import text_report
+from echotwist.messages import MODES
 from echotwist.passwords import weakness
+from echotwist.tap import Options
 from tests import broken_servers
 from tests.helpers import ServerTestCase
 from tests.test_transport import write_certificate
@@ -506,3 +511,91 @@ class ReportTests(TestCase):
             self.assertIn(c.task, runner.TASKS)
             self.assertTrue(set(c.sections) <= set(runner.SECTIONS), c.id)
             self.assertTrue(c.hint and c.expected and c.title, c.id)
+
+
+def read_doc(*path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, *path), encoding="utf-8") as f:
+        return f.read()
+
+
+class CheckDocsTests(TestCase):
+    """
+    docs/check.md tells the truth: its list of checks is the checker's,
+    its options exist, and its commands work pasted.
+    """
+
+    def test_list_of_checks(self):
+        rows = re.findall(
+            r"^\| `([a-z0-9.-]+)` \| (\d) \| ([§\d ]+) \| ([a-z, ]+) \|",
+            read_doc("docs", "check.md"),
+            re.M,
+        )
+        documented = [(i, int(t), s.strip(), m) for i, t, s, m in rows]
+        actual = [
+            (
+                c.id,
+                c.task,
+                c.section_refs,
+                "all" if set(c.modes) == set(MODES) else ", ".join(c.modes),
+            )
+            for c in runner.all_checks()
+        ]
+        self.assertEqual(documented, actual)
+
+    def test_options_exist(self):
+        checker = set(re.findall(r"--([a-z][a-z0-9-]+)", cli.parser().format_help()))
+        server = {row[0] for row in Options.optParameters}
+        for option in re.findall(
+            r"`[^`]*?--([a-z][a-z0-9-]+)", read_doc("docs", "check.md")
+        ):
+            self.assertIn(option, checker | server | {"pidfile", "out"}, option)
+
+    def test_commands_work_pasted(self):
+        """
+        The shell blocks of "Running it", run as written in a directory of
+        their own (any free ports standing for 9090 and 9443), start
+        servers, check them, and stop them.
+        """
+        prefix = os.path.dirname(os.path.dirname(sys.executable))
+        if not os.path.exists(os.path.join(prefix, "bin", "echolab-check")):
+            raise SkipTest("echolab-check is not installed next to this Python")
+        text = read_doc("docs", "check.md")
+        section = text[text.index("## Running it") : text.index("## Exit status")]
+        blocks = re.findall(r"^```sh\n(.*?)^```$", section, re.M | re.S)
+        self.assertEqual(len(blocks), 3)
+        cwd = os.path.abspath(self.mktemp())
+        os.makedirs(cwd)
+        os.symlink(prefix, os.path.join(cwd, ".venv"))
+        self.addCleanup(stop_daemon, os.path.join(cwd, "check.pid"))
+        for block in blocks:
+            port = free_port()
+            script = block.replace("9090", str(port)).replace("9443", str(port))
+            done = subprocess.run(
+                ["bash", "-ec", script],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+            self.assertRegex(done.stdout, r"\n\d+ passed, 0 failed, \d skipped\n")
+        self.assertEqual(
+            ElementTree.parse(os.path.join(cwd, "check.xml")).getroot().get("failures"),
+            "0",
+        )
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_daemon(pid_file):
+    """
+    Stop a server a failed test left running.
+    """
+    if os.path.exists(pid_file):
+        with open(pid_file) as f:
+            os.kill(int(f.read()), signal.SIGTERM)
