@@ -195,6 +195,20 @@ def listen_broken(mistake, echolab_port):
     return reactor.listenTCP(0, factory, interface="127.0.0.1")
 
 
+def _welcome(max_message=65536):
+    return frame(
+        encode_message(
+            {
+                "type": "welcome",
+                "server": "echolab",
+                "version": "0",
+                "mode": "echo",
+                "max_message": max_message,
+            }
+        )
+    )
+
+
 class _Silent(Protocol):
     """
     Accepts, reads, and never answers.
@@ -205,24 +219,35 @@ class _Silent(Protocol):
 
     def connectionMade(self):
         if self.welcome:
-            self.transport.write(
-                frame(
-                    encode_message(
-                        {
-                            "type": "welcome",
-                            "server": "echolab",
-                            "version": "0",
-                            "mode": "echo",
-                            "max_message": 65536,
-                        }
-                    )
-                )
-            )
+            self.transport.write(_welcome())
+
+
+class _Garbage(Protocol):
+    """
+    Says welcome, claiming a max_message of 2^40, then answers anything
+    with a header announcing a 2 GB frame that never comes.
+    """
+
+    def connectionMade(self):
+        self.transport.write(_welcome(max_message=2**40))
+
+    def dataReceived(self, data):
+        self.transport.write(b"\x7f\xff\xff\xffgarbage")
+
+
+def _listen(protocol):
+    return reactor.listenTCP(0, Factory.forProtocol(protocol), interface="127.0.0.1")
 
 
 def listen_silent(welcome=False):
     """
     A server that never answers (or says welcome, then nothing more).
     """
-    factory = Factory.forProtocol(lambda: _Silent(welcome))
-    return reactor.listenTCP(0, factory, interface="127.0.0.1")
+    return _listen(lambda: _Silent(welcome))
+
+
+def listen_garbage():
+    """
+    A server whose every reply is an absurd length header.
+    """
+    return _listen(_Garbage)

@@ -110,6 +110,20 @@ class EchoModeTests(ConformingServerMixin, ServerTestCase):
         self.assertIn('mode: "auth"', results[0].expected)
         self.assertEqual(ids(results, "passed"), set())
 
+    @defer.inlineCallbacks
+    def test_checker_bug(self):
+        """
+        A check that raises fails with a reason saying the checker itself
+        failed, and the run goes on.
+        """
+        buggy = runner.Check("bug", 8, (1,), "a bug", "-", "-", MODES, lambda c: 1 / 0)
+        target = resolve("127.0.0.1", self.port)
+        found = yield threads.deferToThread(runner.run, target, [buggy, buggy])
+        self.assertEqual([r.status for r in found.results], ["failed", "failed"])
+        self.assertIn(
+            "the checker itself failed (ZeroDivisionError", found.results[0].reason
+        )
+
 
 class IdentModeTests(ConformingServerMixin, ServerTestCase):
     mode = "ident"
@@ -360,6 +374,30 @@ class SilentServerTests(TestCase):
         self.assertTrue(ids(results, "failed"))
         self.assertIn("the run's 3 s budget was spent", {r.reason for r in results})
         self.assertLess(seconds, 4)
+
+    @defer.inlineCallbacks
+    def test_garbage(self):
+        """
+        Replies announcing 2 GB frames fail each check at once, without
+        allocating them, whatever max_message the welcome claimed.
+        """
+        listening = broken_servers.listen_garbage()
+        self.addCleanup(listening.stopListening)
+        found, seconds = yield run_checker(listening.getHost().port)
+        self.assertEqual(ids(found.results, "passed"), {"welcome"})
+        self.assertEqual(
+            ids(found.results, "skipped"),
+            SKIPPED_WITHOUT_TIMEOUT | {"framing.max-message", "framing.too-large"},
+        )
+        self.assertEqual(
+            set(failures(found.results).values()),
+            {
+                "frame of 2147483647 bytes is over 8388608 (a length header that "
+                "makes no sense: did the server forget the 4-byte header, or send "
+                "text instead of a frame?)"
+            },
+        )
+        self.assertLess(seconds, 5)
 
     @defer.inlineCallbacks
     def test_nobody_listening(self):

@@ -207,6 +207,9 @@ def _run_one(each, context, end, clock):
         result.status, result.expected, result.reason = "failed", e.expected, e.got
     except Skip as e:
         result.status, result.reason = "skipped", str(e)
+    except Exception as e:  # a bug of the checker's: the run goes on
+        result.status, result.expected = "failed", each.expected
+        result.reason = f"the checker itself failed ({e!r}); please report it"
     finally:
         context.end()
     result.seconds = clock() - start
