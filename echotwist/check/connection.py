@@ -1,37 +1,29 @@
 # -*- test-case-name: tests.test_check -*-
 """
-One connection of the checker to the server under test: a
-L{echotwist.wire.MessageSocket} (the project's one frame codec) that never
-waits past its check's deadline, and remembers what it sent and what came
-back, for the report.
+One connection of the checker to the server under test, as a check sees
+it: messages sent, replies expected, and a transcript of both for the
+report (secrets shown as placeholders).
 
 Whatever the server does (hangs, closes, sends garbage or a frame without
-its header), a call here returns or raises L{CheckFailed} by the deadline:
-every read and write sets the socket's timeout to the time left.
+its header), a call here returns or raises L{CheckFailed} by the check's
+deadline (L{echotwist.check.sockets}).
 """
 
 import json
 import secrets
 import select
-import socket
 import ssl
 import time
 
+from echotwist.check.sockets import RESET, connect_socket, limit_frames, reason
 from echotwist.wire import (
     HEADER,
     FrameError,
     IncompleteFrame,
-    MessageSocket,
     decode_message,
     encode_message,
     frame,
 )
-
-LARGEST_FRAME = 8 * 1024 * 1024
-"""
-The largest frame the checker reads, whatever the server's welcome claims:
-a broken server cannot make it allocate more.
-"""
 
 SECRET_MEMBERS = {"token": "<token>"}
 SECRET_FIELDS = ("password", "new_password")
@@ -54,46 +46,6 @@ class CheckFailed(Exception):
 class Skip(Exception):
     """
     The check cannot run here; the message says why.
-    """
-
-
-class _Deadlined:
-    """
-    Socket methods that wait at most until C{deadline} (a
-    L{time.monotonic} value), so no read or write outlives its check.
-    """
-
-    deadline = float("inf")
-
-    def _time_left(self):
-        left = self.deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the check's time limit was reached")
-        return left
-
-    def recv_into(self, buffer, nbytes=0, flags=0):
-        self.settimeout(self._time_left())
-        return super().recv_into(buffer, nbytes, flags)
-
-    def send(self, data, flags=0):
-        self.settimeout(self._time_left())
-        return super().send(data, flags)
-
-    def sendall(self, data, flags=0):
-        self.settimeout(self._time_left())
-        return super().sendall(data, flags)
-
-
-class PlainSocket(_Deadlined, MessageSocket):
-    """
-    A deadlined L{MessageSocket} over TCP.
-    """
-
-
-class TLSSocket(_Deadlined, ssl.SSLSocket, MessageSocket):
-    """
-    A deadlined L{MessageSocket} over TLS: L{ssl.SSLSocket} reads and
-    writes, L{MessageSocket} frames.
     """
 
 
@@ -146,24 +98,12 @@ class Connection:
         @param source: the local IP address to connect from, or L{None}.
         @raise CheckFailed: if connecting fails or no welcome comes.
         """
-        family, address = target.family, target.sockaddr
-        sock = PlainSocket(family, socket.SOCK_STREAM)
-        sock.deadline = deadline
         try:
-            if source:
-                sock.bind((source, 0))
-            sock.settimeout(sock._time_left())
-            sock.connect(address)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if target.tls:
-                sock.settimeout(sock._time_left())
-                sock = target.tls.wrap_socket(sock, server_hostname=target.host)
-                sock.deadline = deadline
-        except (OSError, ssl.SSLError) as e:
-            sock.close()
-            transcript.got.append(f"connecting failed: {_reason(e)}")
+            sock = connect_socket(target, deadline, source)
+        except OSError as e:
+            transcript.got.append(f"connecting failed: {reason(e)}")
             raise CheckFailed(
-                f"a connection to {target.where}", f"connecting failed: {_reason(e)}"
+                f"a connection to {target.where}", f"connecting failed: {reason(e)}"
             ) from None
         connection = cls(sock, transcript)
         transcript.sent.append(
@@ -227,7 +167,7 @@ class Connection:
         try:
             self.sock.sendall(data)
         except OSError as e:
-            raise CheckFailed("the server to read what was sent", _reason(e)) from None
+            raise CheckFailed("the server to read what was sent", reason(e)) from None
 
     def receive(self, expecting):
         """
@@ -244,11 +184,14 @@ class Connection:
         except EOFError:
             got = "the connection closed"
         except FrameError as e:
-            got = self._bad_header(str(e))
+            got = (
+                f"{e} (a length header that makes no sense: did the server "
+                "forget the 4-byte header, or send text instead of a frame?)"
+            )
         except TimeoutError:
             got = "nothing before the check's time limit"
         except OSError as e:
-            got = _reason(e)
+            got = reason(e)
         else:
             try:
                 message = decode_message(payload)
@@ -257,21 +200,10 @@ class Connection:
             else:
                 self.transcript.got.append(describe(message))
                 if message["type"] == "welcome":
-                    self._limit_frames(message.get("max_message"))
+                    limit_frames(self.sock, message.get("max_message"))
                 return message, payload
         self.transcript.got.append(got)
         raise CheckFailed(expecting, got)
-
-    def _limit_frames(self, max_message):
-        self.sock.max_frame = LARGEST_FRAME
-        if type(max_message) is int and max_message > 0:
-            self.sock.max_frame = min(8 * max_message, LARGEST_FRAME)
-
-    def _bad_header(self, reason):
-        return (
-            f"{reason} (a length header that makes no sense: did the server "
-            "forget the 4-byte header, or send text instead of a frame?)"
-        )
 
     def expect(self, kind, **members):
         """
@@ -350,8 +282,7 @@ class Connection:
 
 
 _MISSING = object()
-_RESET = "the connection was reset by the server"
-CLOSED = ("the connection closed", _RESET)
+CLOSED = ("the connection closed", RESET)
 
 
 def _wanted(kind, members):
@@ -359,23 +290,6 @@ def _wanted(kind, members):
         f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in members.items()
     )
     return f"{kind} ({shown})" if shown else kind
-
-
-def _reason(error):
-    if isinstance(error, TimeoutError):
-        return "nothing before the check's time limit"
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return (
-            "TLS failed: the server's certificate could not be verified "
-            f"(certificate verify failed: {error.verify_message})"
-        )
-    if isinstance(error, ssl.SSLError):
-        return f"TLS failed: {error.reason or error}"
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused (is the server running on that port?)"
-    if isinstance(error, (ConnectionResetError, BrokenPipeError)):
-        return _RESET
-    return error.strerror or str(error)
 
 
 def header_of(length):

@@ -18,13 +18,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from echotwist.check.connection import (
-    CheckFailed,
-    Connection,
-    Skip,
-    TLSSocket,
-    describe,
-)
+from echotwist.check.connection import CheckFailed, Connection, Skip, describe
+from echotwist.check.sockets import TLSSocket
 from echotwist.prompts import format_address
 
 
