@@ -10,6 +10,7 @@ deadline (L{echotwist.check.sockets}).
 """
 
 import json
+import re
 import secrets
 import select
 import ssl
@@ -68,6 +69,22 @@ def describe(message):
     return json.dumps(shown, ensure_ascii=False)
 
 
+def _absurd_header(error, limit):
+    """
+    Why a frame's header was refused, for a person: its 4 bytes, the
+    length they make, and the likely mistake.
+    """
+    found = re.match(r"frame of (\d+) bytes", str(error))
+    if not found:
+        return str(error)
+    length = int(found.group(1))
+    return (
+        f"a header whose 4 bytes {HEADER.pack(length)!r} read as a length of "
+        f"{length:,}, over the {limit:,} a client accepts: did the server "
+        "forget the 4-byte header, or send text instead of a frame?"
+    )
+
+
 def _describe_bytes(data):
     if len(data) > 60:
         return f"{data[:40]!r}... ({len(data)} bytes)"
@@ -79,12 +96,9 @@ class Connection:
     A conversation with the server, as a check sees it.
 
     @ivar welcome: the server's C{welcome}, once read.
-    @ivar ready: whether the session is ready (C{say} allowed); kept
-        connections are reused by later checks.
     """
 
     welcome = None
-    ready = False
 
     def __init__(self, sock, transcript):
         self.sock = sock
@@ -184,10 +198,7 @@ class Connection:
         except EOFError:
             got = "the connection closed"
         except FrameError as e:
-            got = (
-                f"{e} (a length header that makes no sense: did the server "
-                "forget the 4-byte header, or send text instead of a frame?)"
-            )
+            got = _absurd_header(e, self.sock.max_frame)
         except TimeoutError:
             got = "nothing before the check's time limit"
         except OSError as e:
