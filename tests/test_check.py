@@ -235,7 +235,6 @@ class BrokenServerTests(ServerTestCase):
         listening = broken_servers.listen_broken(mistake, self.port)
         self.addCleanup(listening.stopListening)
         found, _ = yield run_checker(listening.getHost().port, mode=mode)
-        self.connections = found.connections
         return found.results
 
     @defer.inlineCallbacks

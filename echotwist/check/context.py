@@ -141,6 +141,10 @@ class Context:
     # The run's steps: one check at a time.
 
     def begin(self, deadline):
+        """
+        Start a check: its deadline, and a new transcript (the kept
+        session's too).
+        """
         self.deadline = deadline
         self.transcript = Transcript()
         if self._kept is not None:
@@ -149,6 +153,9 @@ class Context:
         return self.transcript
 
     def end(self):
+        """
+        End a check: close its connections but the one it kept.
+        """
         for connection in self._opened:
             if connection is not self._kept:
                 connection.close()
@@ -159,6 +166,7 @@ class Context:
         self.end()
 
     def time_left(self):
+        """Seconds left to the current check."""
         return self.deadline - self.clock()
 
     # Connections.
@@ -221,6 +229,12 @@ class Context:
         self._kept = connection
 
     def identify(self, connection, name=None):
+        """
+        Be identified (ident mode): answer the name if asked, then the
+        greet.
+
+        @return: the C{greet}.
+        """
         message, _ = connection.receive("greet, or ask for a name")
         if message["type"] == "ask" and message.get("field") == "name":
             connection.send(
@@ -234,6 +248,9 @@ class Context:
         return message
 
     def log_in(self, connection):
+        """
+        Log in (auth mode) with the token of the checker's own login.
+        """
         account = self.account()
         connection.expect_ask("login")
         connection.send({"type": "token", "token": account.token})
