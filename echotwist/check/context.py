@@ -26,7 +26,7 @@ from echotwist.prompts import format_address
 MAX_CONNECTIONS = 60
 """
 The most connections one run opens: the load on the server stays small,
-however many checks fail (a passing echolab needs 37 in auth mode).
+however many checks fail (a passing echolab needs 39 in auth mode).
 """
 
 

@@ -42,26 +42,50 @@ def token_login(context):
     stays_open(context, connection, probe)
 
 
+def _token_while_asked(context, login, field):
+    """
+    While C{field} is asked for C{login}, the token of the checker's own
+    login logs that one in.
+    """
+    account = context.account()
+    connection = asked_login(context)
+    connection.send({"type": "answer", "field": "login", "value": login})
+    connection.expect_ask(field)
+    connection.send({"type": "token", "token": account.token})
+    probe = connection.send_probe()
+    connection.expect("auth_ok", via="token", login=account.login)
+    connection.expect("greet", name=account.login)
+    stays_open(context, connection, probe)
+
+
 @check(
     "auth.token-any-pending",
     6,
     [4],
-    "a token while another question is pending",
-    "a token sent while new_password is asked (for another login) still "
-    "gets auth_ok via token, then greet",
+    "a token while new_password is asked",
+    "a token sent while new_password is asked for a new login gets auth_ok "
+    "via token for the token's login, then greet",
     "Accept token at any point before authentication, whatever ask is pending.",
     modes=AUTH,
 )
 def token_any_pending(context):
-    account = context.account()
-    connection = asked_login(context)
-    connection.send({"type": "answer", "field": "login", "value": new_login()})
-    connection.expect_ask("new_password")
-    connection.send({"type": "token", "token": account.token})
-    probe = connection.send_probe()
-    connection.expect("auth_ok", via="token", login=account.login)
-    connection.expect("greet")
-    stays_open(context, connection, probe)
+    _token_while_asked(context, new_login(), "new_password")
+
+
+@check(
+    "auth.token-while-password-asked",
+    6,
+    [4],
+    "a token while the password of another login is asked",
+    "a token sent while the password of another login is asked gets auth_ok "
+    "via token for the token's login (not the other one), then greet",
+    "A token logs in its own login, whichever login's password was being asked.",
+    modes=AUTH,
+    limit=HASHING,
+)
+def token_while_password_asked(context):
+    other = context.register()
+    _token_while_asked(context, other.login, "password")
 
 
 @check(

@@ -28,6 +28,19 @@ def say(context):
 
 
 @check(
+    "echo.empty-text",
+    8,
+    [3],
+    "say with an empty text",
+    "one echo with an empty text",
+    "An empty string is a valid text: echo it like any other (do not treat "
+    "an empty text as the end of the connection).",
+)
+def empty_text(context):
+    say_and_expect(context, "")
+
+
+@check(
     "echo.repeat",
     8,
     [2, 3],
