@@ -240,7 +240,14 @@ class Connection:
         (the connection stays open).
         """
         self.expect_error(code)
-        return self.expect_ask(field)
+        try:
+            return self.expect_ask(field)
+        except CheckFailed as e:
+            raise CheckFailed(
+                f"{e.expected} again: after an error that leaves the connection "
+                "open, the pending question is sent again",
+                e.got,
+            ) from None
 
     def expect_closed(self, without="bye"):
         """
