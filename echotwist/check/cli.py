@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_check -*-
+# -*- test-case-name: tests.test_check_command -*-
 """
 The C{echolab-check} command: parse the command line, run the checks,
 print the report, write the CI files, exit 0 only when nothing failed.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_check -*-
+# -*- test-case-name: tests.test_check_command -*-
 """
 The run's results as text for a person: grouped by lab task, one line per
 check, and for each failure what was sent, what was expected, what came

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_check -*-
+# -*- test-case-name: tests.test_check_command -*-
 """
 The run's results as files for CI: JSON (every check, with what was sent
 and what came back) and JUnit XML (a test suite per lab task, a test case
