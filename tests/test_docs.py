@@ -18,6 +18,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import prompts
+from echotwist.check import cli as check_cli
 from echotwist.client import console
 from echotwist.tap import Options
 
@@ -40,7 +41,7 @@ class DocsTests(SynchronousTestCase):
     def test_documented_options_exist(self):
         """
         Every --option named in the README and docs/protocol.md is a server
-        option (or a client or twistd one).
+        option (or a client, echolab-check or twistd one).
         """
         known = {row[0] for row in Options.optParameters + Options.optFlags}
         known.add("help")
@@ -59,9 +60,12 @@ class DocsTests(SynchronousTestCase):
             "out",
             "force",
         }
+        checker = set(
+            re.findall(r"--([a-z][a-z0-9-]+)", check_cli.parser().format_help())
+        )
         for name in ("README.md", os.path.join("docs", "protocol.md")):
             for option in re.findall(r"`[^`]*?--([a-z][a-z0-9-]+)", read(name)):
-                self.assertIn(option, known | other, f"{name}: --{option}")
+                self.assertIn(option, known | other | checker, f"{name}: --{option}")
 
 
 TWISTD = [
