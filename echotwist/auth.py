@@ -25,7 +25,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from echotwist import passwords
 from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
-from echotwist.store import LoginTaken
+from echotwist.credentials import LoginTaken
 from echotwist.throttle import RateLimited
 
 __all__ = ["Accounts", "LoggedIn", "LoginTaken", "RateLimited", "IssuedToken"]
@@ -264,6 +264,7 @@ class Accounts:
         def accepted(result):
             registered = result[1].login
             throttle.finish_password(login, address, matched=True)
+            self._credentials.logged_in(registered)
             self.log.info(
                 "{login} logged in with a password from {address}",
                 login=registered,
@@ -306,6 +307,7 @@ class Accounts:
 
         def accepted(result):
             registered = result[1].login
+            self._credentials.logged_in(registered)
             self.log.info(
                 "{login} logged in with a token from {address}",
                 login=registered,

@@ -11,6 +11,8 @@ from functools import partial
 from twisted.application.internet import TimerService
 
 from echotwist.auth import Accounts
+from echotwist.changes import ChangeApplier, ChangeFeed
+from echotwist.credentials import CredentialStore, LastLoginWriter
 from echotwist.factory import EchoFactory
 from echotwist.hashing import Hasher
 from echotwist.options import DEFAULT_PORT, Options
@@ -23,7 +25,7 @@ from echotwist.service import (
     EchoService,
     StoresService,
 )
-from echotwist.store import CredentialStore, Database, IdentityStore
+from echotwist.store import Database, IdentityStore
 from echotwist.tcp import listen_tcp
 from echotwist.throttle import LoginThrottle
 
@@ -60,7 +62,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         daemon=twistd is not None and not twistd.get("nodaemon", True),
     )
     DataDirectoryLock(options["data-dir"]).setServiceParent(top)
-    identities = accounts = None
+    identities = accounts = credentials = database = None
     if settings.mode != "echo":
         database = Database(os.path.join(options["data-dir"], "echolab.db"), reactor)
         hasher = None
@@ -93,7 +95,11 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             cleaner = TimerService(3600, credentials.forget_expired)
             cleaner.clock = reactor
             cleaner.setServiceParent(top)
+            LastLoginWriter(credentials, reactor).setServiceParent(top)
     factory = EchoFactory(settings, reactor, identities, accounts)
+    if database is not None:
+        applier = ChangeApplier(credentials, factory)
+        ChangeFeed(database, reactor, applier).setServiceParent(top)
     ClientsService(factory).setServiceParent(top)
     if options["port"] is not None:
         ListenerService.on_port(

@@ -11,12 +11,11 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from echotwist.credentials import CredentialStore, LoginTaken
 from echotwist.store import (
     SCHEMA_VERSION,
-    CredentialStore,
     Database,
     IdentityStore,
-    LoginTaken,
     StoreError,
     open_database,
 )
