@@ -205,69 +205,6 @@ class SQLiteOnlyTests(SQLiteDatabaseCases, TestCase):
         leftovers = [f for f in os.listdir(self.dir) if f.startswith("copy")]
         self.assertEqual(leftovers, ["copy.db"])
         await identities.remember("10.0.0.2", "Bob")
-        await identities.remember("10.0.0.1", "Ann")
-        self.assertEqual(
-            await self.admin.identities(),
-            [Identity("10.0.0.1", "Ann", 1000), Identity("10.0.0.2", "Bob", 1000)],
-        )
-        self.clock.advance(5)
-        self.assertTrue(await self.admin.rename_identity("10.0.0.1", "Анна"))
-        self.assertEqual(await identities.name_for("10.0.0.1"), "Анна")
-        self.assertFalse(await self.admin.rename_identity("10.0.0.3", "X"))
-        self.assertTrue(await self.admin.delete_identity("10.0.0.2"))
-        self.assertFalse(await self.admin.delete_identity("10.0.0.2"))
-        self.assertEqual(
-            await self.admin.identities(), [Identity("10.0.0.1", "Анна", 1005)]
-        )
-        self.assertEqual(
-            await self.changes(),
-            [
-                (changes.IDENTITY_RENAMED, "10.0.0.1"),
-                (changes.IDENTITY_DELETED, "10.0.0.2"),
-            ],
-        )
-
-    async def test_old_changes_forgotten(self):
-        """
-        A change older than the retention is forgotten when the next one is
-        recorded: the table stays small.
-        """
-        await self.register("alice", b"1" * 32)
-        await self.admin.revoke_tokens("alice")
-        self.clock.advance(changes.RETENTION + 1)
-        await self.admin.revoke_all_tokens()
-        self.assertEqual(
-            await self.changes(), [(changes.TOKENS_REVOKED, changes.EVERYONE)]
-        )
-
-
-class SQLiteAdminStoreTests(SQLiteDatabaseCases, AdminStoreCases, TestCase):
-    pass
-
-
-class SQLiteOnlyTests(SQLiteDatabaseCases, TestCase):
-    """
-    What only the SQLite database does for the admin tool: online backup,
-    restore, integrity check.
-    """
-
-    async def test_backup_and_restore(self):
-        """
-        A backup is a whole database file of its own (no write-ahead log),
-        mode 0600; restoring it brings back what it held and drops what came
-        after.
-        """
-        identities = IdentityStore(self.db, self.clock)
-        await identities.remember("10.0.0.1", "Ann")
-        copy = os.path.join(self.dir, "copy.db")
-        await self.db.backup_to(copy)
-        self.assertEqual(os.stat(copy).st_mode & 0o777, 0o600)
-        self.assertEqual(
-            sorted(os.listdir(self.dir)),
-            ["copy.db", "echolab.db"]
-            + [f for f in sorted(os.listdir(self.dir)) if f.startswith("echolab.db-")],
-        )
-        await identities.remember("10.0.0.2", "Bob")
         await self.db.restore_from(copy)
         self.assertEqual(await identities.name_for("10.0.0.2"), None)
         self.assertEqual(await identities.name_for("10.0.0.1"), "Ann")
