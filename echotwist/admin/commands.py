@@ -23,16 +23,27 @@ def _no_identity(address):
     return AdminError(f"no identity for {address}; nothing changed", NOT_FOUND)
 
 
-async def users(tool):
-    found = await tool.admin.users()
+def _listing(tool, found, nothing, headings, row):
+    """
+    Print the list C{found}: JSON, else C{nothing} when it is empty, else a
+    table of C{row(item)} under C{headings}.
+    """
     if tool.options.json:
-        return tool.say(as_json(found))
-    if not found:
-        return tool.say("no users")
-    rows = [
-        (u.login, when(u.created), when(u.last_login), u.active_tokens) for u in found
-    ]
-    tool.say(*table(("LOGIN", "CREATED", "LAST LOGIN", "TOKENS"), rows))
+        tool.say(as_json(found))
+    elif not found:
+        tool.say(nothing)
+    else:
+        tool.say(*table(headings, [row(item) for item in found]))
+
+
+async def users(tool):
+    _listing(
+        tool,
+        await tool.admin.users(),
+        "no users",
+        ("LOGIN", "CREATED", "LAST LOGIN", "TOKENS"),
+        lambda u: (u.login, when(u.created), when(u.last_login), u.active_tokens),
+    )
 
 
 async def user(tool):
@@ -96,13 +107,13 @@ async def revoke(tool):
 
 
 async def identities(tool):
-    found = await tool.admin.identities()
-    if tool.options.json:
-        return tool.say(as_json(found))
-    if not found:
-        return tool.say("no identities")
-    rows = [(i.address, i.name, when(i.updated)) for i in found]
-    tool.say(*table(("ADDRESS", "NAME", "UPDATED"), rows))
+    _listing(
+        tool,
+        await tool.admin.identities(),
+        "no identities",
+        ("ADDRESS", "NAME", "UPDATED"),
+        lambda i: (i.address, i.name, when(i.updated)),
+    )
 
 
 async def rename_identity(tool):
