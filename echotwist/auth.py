@@ -264,7 +264,7 @@ class Accounts:
         def accepted(result):
             registered = result[1].login
             throttle.finish_password(login, address, matched=True)
-            self._credentials.logged_in(registered)
+            self._credentials.last_logins.seen(registered)
             self.log.info(
                 "{login} logged in with a password from {address}",
                 login=registered,
@@ -307,7 +307,7 @@ class Accounts:
 
         def accepted(result):
             registered = result[1].login
-            self._credentials.logged_in(registered)
+            self._credentials.last_logins.seen(registered)
             self.log.info(
                 "{login} logged in with a token from {address}",
                 login=registered,

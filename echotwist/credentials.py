@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_store -*-
+# -*- test-case-name: tests.test_credentials -*-
 """
 Who may log in (auth mode): logins with their password hashes, and token
 digests, over a L{echotwist.store.Database}, with bounded caches in front.
@@ -78,8 +78,7 @@ class CredentialStore:
     read started in an older generation is not cached when it answers, so
     a row read just before an administrator's change cannot come back.
 
-    @ivar last_logins: logins seen since the last L{write_last_logins}, by
-        login key (bounded: at most C{cache_size}).
+    @ivar last_logins: the L{LastLogins} of this store's users.
     """
 
     def __init__(self, database, clock, cache_size=65536):
@@ -88,8 +87,7 @@ class CredentialStore:
         self._tokens = LRU(cache_size)  # digest -> (login, expires) or _REVOKED
         self._users = LRU(cache_size)  # login key -> (login, hash)
         self._generation = 0
-        self._cache_size = cache_size
-        self.last_logins = {}
+        self.last_logins = LastLogins(database, clock, cache_size)
 
     def user(self, login):
         """
@@ -227,7 +225,7 @@ class CredentialStore:
         self._tokens.drop_if(
             lambda entry: entry is not _REVOKED and entry[0].lower() == login_key
         )
-        self.last_logins.pop(login_key, None)
+        self.last_logins.forget(login_key)
 
     def forget_all_tokens(self):
         """
@@ -236,22 +234,46 @@ class CredentialStore:
         self._generation += 1
         self._tokens.clear()
 
-    def logged_in(self, login):
-        """
-        Note that C{login} (as registered) just logged in. Written later,
-        in one transaction with the others (L{write_last_logins}): a write
-        per login would cost more than the login itself.
-        """
-        key, seen = login.lower(), self.last_logins
-        if key in seen or len(seen) < self._cache_size:
-            seen[key] = int(self._clock.seconds())
 
-    def write_last_logins(self):
+LAST_LOGIN_INTERVAL = 10  # seconds: how late the last-login times may be
+
+
+class LastLogins:
+    """
+    When each user last logged in, noted as it happens and written later,
+    in one transaction for all (L{LastLoginWriter}): a write per login
+    would cost more than the login itself.
+
+    @ivar pending: login key -> Unix seconds, noted since the last
+        L{write} (at most C{size}; more logins wait for the next write).
+    """
+
+    def __init__(self, database, clock, size):
+        self._db = database
+        self._clock = clock
+        self._size = size
+        self.pending = {}
+
+    def seen(self, login):
         """
-        Store the last-login times noted since the last call; fires once
-        committed.
+        Note that C{login} just logged in.
         """
-        seen, self.last_logins = self.last_logins, {}
+        key, pending = login.lower(), self.pending
+        if key in pending or len(pending) < self._size:
+            pending[key] = int(self._clock.seconds())
+
+    def forget(self, login_key):
+        """
+        The login was changed elsewhere (deleted, perhaps): write nothing.
+        """
+        self.pending.pop(login_key, None)
+
+    def write(self):
+        """
+        Store the times noted since the last call, never moving one
+        backwards; fires once committed.
+        """
+        seen, self.pending = self.pending, {}
         if not seen:
             return defer.succeed(None)
         return self._db.write(
@@ -266,24 +288,21 @@ class CredentialStore:
         )
 
 
-LAST_LOGIN_INTERVAL = 10  # seconds: how late the last-login times may be
-
-
 class LastLoginWriter(TimerService):
     """
-    Write the last-login times the credential store noted, every
-    L{LAST_LOGIN_INTERVAL} seconds and once more when the server stops.
+    Write the L{LastLogins} every L{LAST_LOGIN_INTERVAL} seconds, and once
+    more when the server stops.
     """
 
     log = Logger()
 
-    def __init__(self, credentials, clock):
+    def __init__(self, last_logins, clock):
         super().__init__(LAST_LOGIN_INTERVAL, self._write)
         self.clock = clock
-        self._credentials = credentials
+        self._last_logins = last_logins
 
     def _write(self):
-        d = self._credentials.write_last_logins()
+        d = self._last_logins.write()
         return d.addErrback(self.log.failure, "cannot store last-login times")
 
     def stopService(self):

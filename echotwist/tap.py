@@ -95,7 +95,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             cleaner = TimerService(3600, credentials.forget_expired)
             cleaner.clock = reactor
             cleaner.setServiceParent(top)
-            LastLoginWriter(credentials, reactor).setServiceParent(top)
+            LastLoginWriter(credentials.last_logins, reactor).setServiceParent(top)
     factory = EchoFactory(settings, reactor, identities, accounts)
     if database is not None:
         applier = ChangeApplier(credentials, factory)
