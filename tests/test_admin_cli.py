@@ -11,6 +11,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pexpect
+
 from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
@@ -314,3 +316,51 @@ class ScriptTests(TestCase):
         self.assertEqual(done.returncode, OK)
         for status in (OK, REFUSED, USAGE, NOT_FOUND, UNUSABLE):
             self.assertRegex(done.stdout, rf"(?m)^  {status}  ")
+
+
+class TerminalTests(TestCase):
+    """
+    C{reset-password} at a real terminal (a pseudo-terminal).
+    """
+
+    def setUp(self):
+        self.cwd = os.path.abspath(self.mktemp())
+        data = os.path.join(self.cwd, "echolab-data")
+        os.makedirs(data)
+        db = InlineDatabase(os.path.join(data, "echolab.db"), None)
+        db.open()
+        CredentialStore(db, Clock()).add_user("alice", "h", b"1" * 32, 9)
+        db.close()
+
+    def spawn(self):
+        child = pexpect.spawn(
+            ADMIN, ["reset-password", "alice"], cwd=self.cwd, encoding="utf-8"
+        )
+        self.addCleanup(child.close, force=True)
+        child.expect("New password for alice: ", timeout=30)
+        return child
+
+    def test_asked_twice_unechoed(self):
+        """
+        The password is asked twice and never shown.
+        """
+        child = self.spawn()
+        child.sendline("a fine passphrase")
+        child.expect("The same again: ")
+        child.sendline("a fine passphrase")
+        child.expect(pexpect.EOF)
+        child.close()
+        self.assertEqual(child.exitstatus, OK)
+        self.assertNotIn("fine", child.before)
+
+    def test_interrupted(self):
+        """
+        Ctrl-C at the prompt ends the tool at once, with one line and
+        nothing changed.
+        """
+        child = self.spawn()
+        child.sendintr()
+        child.expect(pexpect.EOF, timeout=10)
+        child.close()
+        self.assertEqual(child.exitstatus, REFUSED)
+        self.assertIn("no password given; nothing changed", child.before)

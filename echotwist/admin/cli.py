@@ -5,8 +5,11 @@ one with its outcome said in one line and an exit status (docs/admin.md).
 """
 
 import argparse
+import contextlib
 import getpass
+import signal
 import sys
+import threading
 
 from twisted.internet import defer, task
 
@@ -208,13 +211,30 @@ class Tool:
                 "no terminal to ask the password on: give --password-stdin", USAGE
             )
         try:
-            first = self.ask(f"New password for {login}: ")
-            second = self.ask("The same again: ")
+            with _interruptible():
+                first = self.ask(f"New password for {login}: ")
+                second = self.ask("The same again: ")
         except (EOFError, KeyboardInterrupt):
             raise AdminError("no password given; nothing changed", REFUSED) from None
         if first != second:
             raise AdminError("the two passwords differ; nothing changed", REFUSED)
         return first
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """
+    Let Ctrl-C interrupt a prompt: the reactor's own handler would only
+    ask it to stop, and the blocked read would go on waiting for a line.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 async def execute(options, reactor, out, err, stdin, ask=getpass.getpass, context=None):
