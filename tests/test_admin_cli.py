@@ -21,6 +21,7 @@ from echotwist.admin import NOT_FOUND, OK, REFUSED, UNUSABLE, USAGE
 from echotwist.admin.cli import execute, parse_arguments
 from echotwist.credentials import CredentialStore
 from echotwist.service import DataDirectoryLock
+from echotwist import store
 from echotwist.store import SCHEMA_VERSION, IdentityStore
 from tests.helpers import InlineDatabase, cheap_context
 
@@ -259,6 +260,25 @@ class AdminToolTests(TestCase):
         status, _, err = await self.admin("users")
         self.assertEqual(status, UNUSABLE)
         self.assertOneLine(err, "upgrade echolab")
+
+    async def test_database_locked(self):
+        """
+        A database another process keeps locked for writing longer than the
+        wait is one line, status 4, and nothing changed; reading still works
+        (a write-ahead log lets readers through).
+        """
+        self.patch(store, "BUSY_TIMEOUT_MS", 50)
+        other = sqlite3.connect(
+            os.path.join(self.data, "echolab.db"), isolation_level=None
+        )
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        status, _, err = await self.admin("revoke", "alice")
+        self.assertEqual(status, UNUSABLE)
+        self.assertOneLine(err, "locked", "nothing changed")
+        self.assertEqual((await self.admin("users"))[0], OK)
+        other.execute("ROLLBACK")
+        self.assertEqual(self.rows("SELECT SUM(revoked) FROM tokens"), [(0,)])
 
 
 class ScriptTests(TestCase):
