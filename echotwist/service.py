@@ -324,8 +324,10 @@ class DataDirectoryLock(service.Service):
                 f"another echolab server is using {os.path.dirname(self.path)}"
             ) from None
         self._file = fd
+        from echotwist.store import DATABASE_FILE
+
         data_dir = os.path.dirname(self.path)
-        new = not os.path.exists(os.path.join(data_dir, "echolab.db"))
+        new = not os.path.exists(os.path.join(data_dir, DATABASE_FILE))
         log.info(
             "data folder: {data_dir}{new}",
             data_dir=data_dir,

@@ -22,6 +22,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import Attribute, Interface, implementer
 
 SCHEMA_VERSION = 2
+DATABASE_FILE = "echolab.db"  # in the data directory
 
 _SCHEMA = [
     """CREATE TABLE identities (

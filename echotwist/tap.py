@@ -25,7 +25,7 @@ from echotwist.service import (
     EchoService,
     StoresService,
 )
-from echotwist.store import Database, IdentityStore
+from echotwist.store import DATABASE_FILE, Database, IdentityStore
 from echotwist.tcp import listen_tcp
 from echotwist.throttle import LoginThrottle
 
@@ -64,7 +64,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     DataDirectoryLock(options["data-dir"]).setServiceParent(top)
     identities = accounts = credentials = database = None
     if settings.mode != "echo":
-        database = Database(os.path.join(options["data-dir"], "echolab.db"), reactor)
+        database = Database(os.path.join(options["data-dir"], DATABASE_FILE), reactor)
         hasher = None
         if settings.mode == "ident":
             identities = IdentityStore(database, reactor)

@@ -10,9 +10,7 @@ import os
 from echotwist.admin import UNUSABLE, AdminError
 from echotwist.service import DataDirectoryLock
 from echotwist.startup import StartupError
-from echotwist.store import Database, StoreError
-
-DATABASE_FILE = "echolab.db"
+from echotwist.store import DATABASE_FILE, Database, StoreError
 
 
 def open_store(options, reactor, create=False):
