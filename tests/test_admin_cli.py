@@ -305,8 +305,15 @@ class ScriptTests(TestCase):
         """
         A bad flag is one line on standard error and status 2.
         """
-        for argv in (["users", "--bogus"], ["revoke"], ["frobnicate"], []):
+        for argv, why in (
+            (["users", "--bogus"], "unrecognized arguments: --bogus"),
+            (["--bogus"], "unrecognized arguments: --bogus"),
+            (["revoke"], "revoke takes either a LOGIN or --all"),
+            (["frobnicate"], "invalid choice: 'frobnicate'"),
+            ([], "give a command"),
+        ):
             done = self.run_admin(*argv)
+            self.assertIn(why, done.stderr)
             self.assertEqual(done.returncode, USAGE, argv)
             self.assertEqual(done.stdout, "")
             self.assertEqual(done.stderr.count("\n"), 1, done.stderr)

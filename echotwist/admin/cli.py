@@ -144,7 +144,7 @@ def parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
         parents=[_common(suppress=False)],
     )
-    subcommands = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subcommands = top.add_subparsers(dest="command", metavar="COMMAND")
     for name, function, text, arguments in _COMMANDS:
         sub = subcommands.add_parser(
             name, help=text, description=text, parents=[_common(suppress=True)]
@@ -166,9 +166,16 @@ def parse_arguments(argv):
     """
     @raise SystemExit: with status 2 after one line, for a bad command line.
     """
-    options = parser().parse_args(argv)
+    top = parser()
+    # Unknown flags first: argparse would otherwise only say a command is
+    # missing when the one word given is a misspelt flag.
+    options, unknown = top.parse_known_args(argv)
+    if unknown:
+        top.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if options.command is None:
+        top.error("give a command")
     if options.command == "revoke" and (options.login is None) == (not options.all):
-        parser().error("revoke takes either a LOGIN or --all")
+        top.error("revoke takes either a LOGIN or --all")
     return options
 
 

@@ -15,6 +15,10 @@ from echotwist.passwords import normalize, weakness
 from echotwist.store import SCHEMA_VERSION, StoreError
 
 
+def _tokens(count):
+    return f"{count} token" if count == 1 else f"{count} tokens"
+
+
 def _no_user(login):
     return AdminError(f"no user {login!r}; nothing changed", NOT_FOUND)
 
@@ -96,14 +100,14 @@ async def revoke(tool):
     if tool.options.all:
         count = await tool.admin.revoke_all_tokens()
         return tool.say(
-            f"revoked {count} tokens of everyone; logged-in sessions end "
+            f"revoked {_tokens(count)} of everyone; logged-in sessions end "
             "within a second"
         )
     login = tool.options.login
     count = await tool.admin.revoke_tokens(login)
     if count is None:
         raise _no_user(login)
-    tool.say(f"revoked {count} tokens of {login}; its sessions end within a second")
+    tool.say(f"revoked {_tokens(count)} of {login}; its sessions end within a second")
 
 
 async def identities(tool):
