@@ -12,6 +12,13 @@ A table rather than a signal or a socket: it needs nothing but the
 database the server already has, it reaches every server process that
 shares the database (a PostgreSQL one too), and a server that was busy or
 briefly unable to read loses nothing, since the rows wait for it.
+
+Polling by id needs ids to become visible in increasing order. SQLite
+commits one writer at a time, so they do. A database whose transactions
+commit concurrently (PostgreSQL's sequences) can show id 7 before id 6
+commits, and a poll between the two would skip 6: such a store must
+serialize the recording transactions (for instance C{LOCK TABLE changes
+IN EXCLUSIVE MODE} first), which admin changes are rare enough to afford.
 """
 
 from twisted.application import service
