@@ -17,6 +17,13 @@ class LoginTaken(Exception):
     """
 
 
+class AccountChanged(Exception):
+    """
+    The account was deleted, or its password reset, while a password was
+    being checked for it: no token for that password.
+    """
+
+
 class LRU:
     """
     A mapping of at most C{size} entries; the least recently used go first.
@@ -156,18 +163,33 @@ class CredentialStore:
         )
         return d.addCallback(lambda _: self._users.pop(login.lower()))
 
-    def add_token(self, login, token_digest, expires):
+    def add_token(self, login, token_digest, expires, verified_hash=None):
         """
         Record a new token for C{login} (as registered); fires once
         committed.
+
+        @param verified_hash: the hash the password was checked against,
+            or L{None}: no token is issued if the stored hash is another
+            one by now (an administrator reset the password while it was
+            being checked: the old password must not get in after that).
+        @return: a L{Deferred} failing with L{AccountChanged} when the
+            account is gone or its hash is not C{verified_hash}.
         """
-        d = self._db.write(
-            (
-                "INSERT INTO tokens (digest, login_key, expires) VALUES (?, ?, ?)",
-                (token_digest, login.lower(), expires),
-            )
+        sql = (
+            "INSERT INTO tokens (digest, login_key, expires)"
+            " SELECT ?, login_key, ? FROM users WHERE login_key = ?"
         )
-        return d.addCallback(lambda _: self._cache_token(token_digest, login, expires))
+        args = (token_digest, expires, login.lower())
+        if verified_hash is not None:
+            sql += " AND hash = ?"
+            args += (verified_hash,)
+
+        def added(count):
+            if count != 1:
+                raise AccountChanged(login)
+            self._cache_token(token_digest, login, expires)
+
+        return self._db.write((sql, args)).addCallback(added)
 
     def token_login(self, token_digest):
         """

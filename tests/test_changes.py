@@ -203,3 +203,38 @@ class ChangeApplierTests(SynchronousTestCase):
         again = Conversation(factory, host="10.0.0.5")
         greet = again.replies()[1]
         self.assertEqual((greet["type"], greet["name"]), ("greet", "Anna"))
+
+    def test_password_check_racing_a_reset(self):
+        """
+        A password login whose check began before a reset, and matched the
+        old password, is refused when the check ends after the reset: the
+        old password never gets a token once the new one is set.
+        """
+        hasher = HeldHasher()
+        factory = make_factory(
+            self, "auth", clock=self.clock, database=self.db, hasher=hasher
+        )
+        credentials = factory.accounts._credentials
+        self.successResultOf(credentials.add_user("alice", "old", b"1" * 32, 2**40))
+        c = Conversation(factory)
+        c.replies()
+        self.answer(c, "login", "alice")
+        self.answer(c, "password", PASSWORD)  # being checked
+        self.successResultOf(self.admin.set_password("alice", "new"))
+        hasher.verdict.callback((True, None))  # the old password matched
+        self.assertEqual(
+            kinds(c.replies()), [("error", "bad_password"), ("ask", "password")]
+        )
+        self.assertEqual(
+            self.successResultOf(self.admin.user("alice")).active_tokens, 0
+        )
+
+
+class HeldHasher:
+    """
+    A hasher whose verdict the test gives, when it wants.
+    """
+
+    def verify(self, password, stored, client):
+        self.verdict = defer.Deferred()
+        return self.verdict

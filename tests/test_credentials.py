@@ -7,7 +7,7 @@ tests.test_store's hooks, to run against any database.
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
-from echotwist.credentials import CredentialStore, LoginTaken
+from echotwist.credentials import AccountChanged, CredentialStore, LoginTaken
 from tests.test_store import DatabaseCases, SQLiteDatabaseCases
 
 
@@ -202,6 +202,21 @@ class CredentialStoreCases(DatabaseCases):
         for login in ("a", "b", "c", "a"):
             store.last_logins.seen(login)
         self.assertEqual(sorted(store.last_logins.pending), ["a", "b"])
+
+    async def test_no_token_after_reset(self):
+        """
+        No token is issued for a password checked against a hash that is no
+        longer the stored one, nor for a login that no longer exists.
+        """
+        await self.store.add_user("alice", "old", b"1" * 32, 5000)
+        await self.db.write(("UPDATE users SET hash = 'new'", ()))
+        with self.assertRaises(AccountChanged):
+            await self.store.add_token("alice", b"2" * 32, 5000, "old")
+        self.assertIsNone(await self.store.token_login(b"2" * 32))
+        await self.store.add_token("alice", b"3" * 32, 5000, "new")
+        self.assertEqual(await self.store.token_login(b"3" * 32), "alice")
+        with self.assertRaises(AccountChanged):
+            await self.store.add_token("bob", b"4" * 32, 5000)
 
 
 class SQLiteCredentialStoreTests(SQLiteDatabaseCases, CredentialStoreCases, TestCase):
