@@ -51,19 +51,14 @@ class LRU:
     def pop(self, key):
         self._entries.pop(key, None)
 
-    def drop_if(self, condition):
-        """
-        Remove every entry whose value meets C{condition}: for the rare
-        changes made outside this process (a scan of the whole cache).
-        """
-        for key in [k for k, v in self._entries.items() if condition(v)]:
-            del self._entries[key]
-
     def clear(self):
         self._entries.clear()
 
 
 _REVOKED = object()
+# Logins forgotten (by generation) before the whole token cache is dropped
+# instead: bounds what changes made elsewhere cost in memory.
+MAX_FORGOTTEN = 4096
 
 
 class CredentialStore:
@@ -84,6 +79,9 @@ class CredentialStore:
     Each of those starts a new generation of the caches, and a database
     read started in an older generation is not cached when it answers, so
     a row read just before an administrator's change cannot come back.
+    A forgotten login's cached tokens are dropped as they are next used
+    (each remembers its generation), not found by a scan: a scan of a full
+    cache holds the reactor up for tens of milliseconds.
 
     @ivar last_logins: the L{LastLogins} of this store's users.
     """
@@ -91,9 +89,11 @@ class CredentialStore:
     def __init__(self, database, clock, cache_size=65536):
         self._db = database
         self._clock = clock
-        self._tokens = LRU(cache_size)  # digest -> (login, expires) or _REVOKED
+        # digest -> (login, expires, generation cached in) or _REVOKED
+        self._tokens = LRU(cache_size)
         self._users = LRU(cache_size)  # login key -> (login, hash)
         self._generation = 0
+        self._forgotten = {}  # login key -> generation it was forgotten in
         self.last_logins = LastLogins(database, clock, cache_size)
 
     def user(self, login):
@@ -117,7 +117,7 @@ class CredentialStore:
 
     def _cache_token(self, digest, login, expires):
         if self._tokens.get(digest) is not _REVOKED:
-            self._tokens.put(digest, (login, expires))
+            self._tokens.put(digest, (login, expires, self._generation))
 
     def add_user(self, login, hash, token_digest, expires):
         """
@@ -201,8 +201,11 @@ class CredentialStore:
         if cached is _REVOKED:
             return defer.succeed(None)
         if cached is not None:
-            login, expires = cached
-            return defer.succeed(login if expires > now else None)
+            login, expires, cached_in = cached
+            forgotten = self._forgotten
+            if not forgotten or forgotten.get(login.lower(), -1) < cached_in:
+                return defer.succeed(login if expires > now else None)
+            self._tokens.pop(token_digest)  # cached before its login changed
         generation = self._generation
         d = self._db.read(
             "SELECT users.login, expires FROM tokens JOIN users USING (login_key)"
@@ -214,7 +217,7 @@ class CredentialStore:
             if row is None:
                 return None
             if generation == self._generation:
-                self._cache_token(token_digest, *row)
+                self._cache_token(token_digest, row[0], row[1])
             return row[0]
 
         return d.addCallback(found)
@@ -244,10 +247,10 @@ class CredentialStore:
         """
         self._generation += 1
         self._users.pop(login_key)
-        self._tokens.drop_if(
-            lambda entry: entry is not _REVOKED and entry[0].lower() == login_key
-        )
         self.last_logins.forget(login_key)
+        if len(self._forgotten) >= MAX_FORGOTTEN:
+            self.forget_all_tokens()  # (the bound: start afresh)
+        self._forgotten[login_key] = self._generation
 
     def forget_all_tokens(self):
         """
@@ -255,6 +258,7 @@ class CredentialStore:
         """
         self._generation += 1
         self._tokens.clear()
+        self._forgotten.clear()
 
 
 LAST_LOGIN_INTERVAL = 10  # seconds: how late the last-login times may be

@@ -7,6 +7,7 @@ tests.test_store's hooks, to run against any database.
 from twisted.internet import defer
 from twisted.trial.unittest import TestCase
 
+from echotwist import credentials
 from echotwist.credentials import AccountChanged, CredentialStore, LoginTaken
 from tests.test_store import DatabaseCases, SQLiteDatabaseCases
 
@@ -217,6 +218,19 @@ class CredentialStoreCases(DatabaseCases):
         self.assertEqual(await self.store.token_login(b"3" * 32), "alice")
         with self.assertRaises(AccountChanged):
             await self.store.add_token("bob", b"4" * 32, 5000)
+
+    async def test_forgotten_logins_bounded(self):
+        """
+        Past a bound of logins forgotten, the whole token cache is dropped:
+        no cached token of a forgotten login is accepted either way.
+        """
+        self.patch(credentials, "MAX_FORGOTTEN", 2)
+        await self.store.add_user("alice", "h", b"1" * 32, 2000)
+        await self.revoke_elsewhere()
+        for login in ("x", "y", "alice", "z"):
+            self.store.forget_login(login)
+        self.assertLessEqual(len(self.store._forgotten), 2)
+        self.assertIsNone(await self.store.token_login(b"1" * 32))
 
 
 class SQLiteCredentialStoreTests(SQLiteDatabaseCases, CredentialStoreCases, TestCase):
