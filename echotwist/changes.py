@@ -84,12 +84,17 @@ class ChangeFeed(service.Service):
 
     def startService(self):
         super().startService()
-        self._loop.start(self._interval, now=True)
+        self._stopped = self._loop.start(self._interval, now=True)
 
     def stopService(self):
+        """
+        Stop polling; the L{Deferred} fires once a poll under way is done,
+        so the database is not closed under it.
+        """
         super().stopService()
         if self._loop.running:
             self._loop.stop()
+            return self._stopped
 
     def poll(self):
         """

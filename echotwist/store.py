@@ -270,19 +270,26 @@ class Database:
 
     def _read(self, sql, args, every):
         try:
-            cursor = self._db.execute(sql, args)
+            cursor = self._connection().execute(sql, args)
             return cursor.fetchall() if every else cursor.fetchone()
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: {e}") from None
 
     def _write(self, statements):
+        db = self._connection()
         try:
-            with _transaction(self._db):
+            with _transaction(db):
                 for sql, args in statements:
-                    count = self._db.execute(sql, args).rowcount
+                    count = db.execute(sql, args).rowcount
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: {e}") from None
         return count
+
+    def _connection(self):
+        db = self._db
+        if db is None:  # (a call queued after close, at shutdown)
+            raise StoreError(f"{self.path}: closed")
+        return db
 
     def _backup_to(self, path):
         partial = f"{path}.partial"

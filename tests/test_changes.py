@@ -76,6 +76,19 @@ class ChangeFeedTests(SynchronousTestCase):
         self.clock.advance(changes.POLL_INTERVAL)
         self.assertEqual(self.seen, [(changes.USER_DELETED, "alice")])
 
+    def test_stop_waits_for_poll(self):
+        """
+        Stopping waits for a poll under way, so the database (closed next,
+        at shutdown) is not closed under it.
+        """
+        answer = defer.Deferred()
+        self.db.read = lambda *a: answer
+        self.feed.startService()
+        stopped = self.feed.stopService()
+        self.assertNoResult(stopped)
+        answer.callback((None,))
+        self.successResultOf(stopped)
+
 
 class ChangeApplierTests(SynchronousTestCase):
     """

@@ -192,6 +192,15 @@ class DatabaseTests(SQLiteDatabaseCases, SynchronousTestCase):
         failure = self.failureResultOf(self.db.write(("INSERT INTO nowhere", ())))
         failure.trap(StoreError)
 
+    def test_call_after_close(self):
+        """
+        A call that runs after the database was closed (queued just before
+        a shutdown) fails with L{StoreError}, like any unusable database.
+        """
+        self.db.close()
+        self.failureResultOf(self.db.read("SELECT 1"), StoreError)
+        self.failureResultOf(self.db.write(("SELECT 1", ())), StoreError)
+
 
 class IdentityStoreCases(DatabaseCases):
     async def test_remember(self):
