@@ -222,6 +222,9 @@ class AdminToolTests(TestCase):
         self.assertIn("sound", out)
         status, _, err = await self.admin("restore", os.path.join(self.cwd, "no.db"))
         self.assertEqual(status, REFUSED)
+        status, _, err = await self.admin("backup", os.path.join(self.cwd, "no", "b"))
+        self.assertEqual(status, REFUSED)
+        self.assertOneLine(err, "cannot write", "No such file")
 
     async def test_restore_refused_while_server_runs(self):
         """

@@ -34,8 +34,9 @@ EPILOG = f"""\
 exit status:
   {OK}  done
   {REFUSED}  refused or failed, nothing changed: a weak or mistyped password, an
-     unacceptable name, an unsound backup file, an existing backup file
-     without --force; or, for check, damage found
+     unacceptable name, an unsound backup file, a backup that cannot be
+     written or exists already (without --force); or, for check, damage
+     found
   {USAGE}  bad command line
   {NOT_FOUND}  no such user or identity; nothing changed
   {UNUSABLE}  the data folder or its database cannot be used (missing, locked,
@@ -268,6 +269,9 @@ async def execute(options, reactor, out, err, stdin, ask=getpass.getpass, contex
     except StoreError as e:
         err.write(f"{PROGRAM}: cannot use the store: {e}; nothing changed\n")
         return UNUSABLE
+    except Exception as e:  # a bug: still one line, not a traceback
+        err.write(f"{PROGRAM}: failed: {type(e).__name__}: {e}\n")
+        return REFUSED
     finally:
         if database is not None:
             database.close()

@@ -151,7 +151,10 @@ async def backup(tool):
     path = os.path.abspath(tool.options.file)
     if os.path.exists(path) and not tool.options.force:
         raise AdminError(f"{path} exists; give --force to replace it", REFUSED)
-    await _sqlite_only(tool, "backup_to")(path)
+    try:
+        await _sqlite_only(tool, "backup_to")(path)
+    except OSError as e:
+        raise AdminError(f"cannot write {path}: {e.strerror}", REFUSED) from None
     tool.say(f"backed up {tool.database.path} to {path}")
 
 
