@@ -7,6 +7,8 @@ a missing, locked or too new data folder, or a bad command line.
 import io
 import json
 import os
+import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
+from echotwist.admin import cli
 from echotwist.admin import NOT_FOUND, OK, REFUSED, UNUSABLE, USAGE
 from echotwist.admin.cli import execute, parse_arguments
 from echotwist.credentials import CredentialStore
@@ -394,3 +397,31 @@ class TerminalTests(TestCase):
         child.close()
         self.assertEqual(child.exitstatus, REFUSED)
         self.assertIn("no password given; nothing changed", child.before)
+
+
+class DocumentedCommandTests(TestCase):
+    """
+    The commands README.md and docs/admin.md show are ones the tool takes.
+    """
+
+    def test_documented_commands_parse(self):
+        """
+        Every C{echolab-admin} command line shown parses; every command the
+        tool has is documented in docs/admin.md.
+        """
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        shown = []
+        for name in ("README.md", os.path.join("docs", "admin.md")):
+            with open(os.path.join(root, name), encoding="utf-8") as f:
+                text = f.read()
+            shown += re.findall(r"\.venv/bin/echolab-admin ([^`\n]*)", text)
+        self.assertGreater(len(shown), 5)
+        for line in shown:
+            argv = shlex.split(line)
+            if argv == ["--help"]:
+                continue
+            parse_arguments(argv)  # (a bad one exits, failing the test)
+        with open(os.path.join(root, "docs", "admin.md"), encoding="utf-8") as f:
+            documented = set(re.findall(r"^\| `([a-z-]+)", f.read(), re.M))
+        commands = {row[0] for row in cli._COMMANDS}
+        self.assertEqual(commands - documented, set())
