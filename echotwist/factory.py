@@ -134,6 +134,26 @@ class EchoFactory(ServerFactory):
         for connection in list(self.connections):
             connection.check_timeouts(now)
 
+    def end_sessions(self, login_key, *messages):
+        """
+        Send C{messages} to the sessions logged in as C{login_key} (a login
+        in lower case; L{None}: every logged-in session) and close them: an
+        administrator deleted the account, reset its password or revoked
+        its tokens (L{echotwist.changes}). A scan of the connections, as
+        such changes are rare: no index to keep up on every login.
+
+        @return: how many sessions were ended.
+        """
+        ended = 0
+        for connection in list(self.connections):
+            account = getattr(connection.session, "account", None)
+            if account is None or connection.closing:
+                continue
+            if login_key is None or account.lower() == login_key:
+                connection.finish(*messages)
+                ended += 1
+        return ended
+
     def say_goodbye(self):
         """
         Send C{bye} to every client and close: the server is stopping.

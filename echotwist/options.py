@@ -20,6 +20,9 @@ from echotwist.throttle import Limits
 from echotwist.twistd_options import check_pidfile, logfile_option
 
 DEFAULT_PORT = 9090
+# Relative, as the contract says: the data folder is found from where the
+# server (and echolab-admin) is started; both say the absolute path.
+DEFAULT_DATA_DIR = "echolab-data"
 _defaults = Settings()
 _limits = Limits()
 
@@ -77,7 +80,7 @@ class Options(usage.Options):
         ),
         option_row(
             "data-dir",
-            "echolab-data",
+            DEFAULT_DATA_DIR,
             "Directory of the stores and the log, created with mode 0700.",
             short="d",
         ),

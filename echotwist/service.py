@@ -324,6 +324,15 @@ class DataDirectoryLock(service.Service):
                 f"another echolab server is using {os.path.dirname(self.path)}"
             ) from None
         self._file = fd
+        from echotwist.store import DATABASE_FILE
+
+        data_dir = os.path.dirname(self.path)
+        new = not os.path.exists(os.path.join(data_dir, DATABASE_FILE))
+        log.info(
+            "data folder: {data_dir}{new}",
+            data_dir=data_dir,
+            new=" (new: no database yet)" if new else "",
+        )
         super().privilegedStartService()
 
     def stopService(self):

@@ -57,12 +57,16 @@ class Session:
     @ivar ready: true once the client may C{say} (after identification or
         authentication in those modes).
     @ivar pending: the field of the pending C{ask}, or L{None}.
+    @ivar account: the login (as registered) this session is logged in as
+        (auth mode), or L{None}: what the factory finds sessions by when an
+        administrator changes an account (L{echotwist.changes}).
     """
 
     mode = "echo"
     log = Logger()
     ready = False
     pending = None
+    account = None
     strikes = 0
 
     def __init__(self, peer, server):
@@ -345,6 +349,7 @@ class AuthSession(Session):
         token if one was issued, then C{greet}.
         """
         self.token_digest = logged_in.digest
+        self.account = logged_in.login
         self.pending = None
         self.ready = True
         token = logged_in.token

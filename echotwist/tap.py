@@ -11,6 +11,8 @@ from functools import partial
 from twisted.application.internet import TimerService
 
 from echotwist.auth import Accounts
+from echotwist.changes import ChangeApplier, ChangeFeed
+from echotwist.credentials import CredentialStore, LastLoginWriter
 from echotwist.factory import EchoFactory
 from echotwist.hashing import Hasher
 from echotwist.options import DEFAULT_PORT, Options
@@ -24,7 +26,7 @@ from echotwist.service import (
     EchoService,
     StoresService,
 )
-from echotwist.store import CredentialStore, Database, IdentityStore
+from echotwist.store import DATABASE_FILE, Database, IdentityStore
 from echotwist.tcp import listen_tcp
 from echotwist.trace import Tracer, trace
 from echotwist.throttle import LoginThrottle
@@ -62,9 +64,9 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         daemon=twistd is not None and not twistd.get("nodaemon", True),
     )
     DataDirectoryLock(options["data-dir"]).setServiceParent(top)
-    identities = accounts = None
+    identities = accounts = credentials = database = None
     if settings.mode in ("ident", "auth"):
-        database = Database(os.path.join(options["data-dir"], "echolab.db"), reactor)
+        database = Database(os.path.join(options["data-dir"], DATABASE_FILE), reactor)
         hasher = None
         if settings.mode == "ident":
             identities = IdentityStore(database, reactor)
@@ -95,7 +97,11 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             cleaner = TimerService(3600, credentials.forget_expired)
             cleaner.clock = reactor
             cleaner.setServiceParent(top)
+            LastLoginWriter(credentials.last_logins, reactor).setServiceParent(top)
     factory = EchoFactory(settings, reactor, identities, accounts)
+    if database is not None:
+        applier = ChangeApplier(credentials, factory)
+        ChangeFeed(database, reactor, applier).setServiceParent(top)
     ClientsService(factory).setServiceParent(top)
     if options["trace"]:
         _trace(factory, options, reactor)
