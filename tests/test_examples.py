@@ -364,3 +364,36 @@ class FramedStepsTests(SynchronousTestCase):
         self.assertIn("Nice to meet you, zoe!", out)
         self.assertIn("> bonjour\n", out)
         self.assertEqual(code, 0)
+
+
+class ExamplesPassCheckTests(SynchronousTestCase):
+    """
+    The finished lab's servers speak docs/protocol.md: echolab-check, the
+    grader a teacher runs, passes them in their modes.
+    """
+
+    def check(self, port, mode):
+        done = subprocess.run(
+            [sys.executable, "-m", "echotwist.check", f"127.0.0.1:{port}",
+             "--mode", mode, "--json", os.path.abspath(self.mktemp())],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )  # fmt: skip
+        self.assertEqual(done.returncode, 0, done.stdout + done.stderr)
+        summary = done.stdout.strip().splitlines()[-1]
+        self.assertRegex(summary, r"^\d+ passed, 0 failed, [01] skipped$")
+        return summary
+
+    def test_repeat_server_echo(self):
+        """
+        Step 8's server passes every echo-mode check.
+        """
+        self.check(Example(self, "repeat_server.py", "0").port, "echo")
+
+    def test_modes_server_ident_and_auth(self):
+        """
+        The finished lab's server passes every ident and auth check.
+        """
+        for mode in ("ident", "auth"):
+            self.check(Example(self, "modes_server.py", "0", mode).port, mode)
