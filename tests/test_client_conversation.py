@@ -12,6 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client import connect
 from echotwist.client.conversation import Conversation, printable
+from echotwist.client.ending import EXIT_REFUSED
+from echotwist.client.presets import Presets
 from echotwist.client.profile import Profile
 from echotwist.client.protocol import ClientProtocol
 from echotwist.wire import encode_message
@@ -70,7 +72,7 @@ class FakeConsole:
     def show(self, line):
         self.output.append(line)
 
-    def prompt(self, text):
+    def prompt(self, text, recording=False):
         self.output.append(text)
         self.hidden_at_prompt.append((text, self.hidden))
 
@@ -83,7 +85,7 @@ class FakeConsole:
 
 
 class ConversationTests(SynchronousTestCase):
-    def start(self, interactive=False, secure=True, token=None):
+    def start(self, interactive=False, secure=True, token=None, presets=None):
         self.profile = Profile(self.mktemp(), clock=lambda: 1000)
         if token is not None:
             self.profile.save_token(KEY, "alice", token, 2000)
@@ -97,6 +99,7 @@ class ConversationTests(SynchronousTestCase):
             KEY,
             secure,
             "10.1.2.3 is not this machine and the connection is not encrypted",
+            presets=presets,
         )
         return self.conversation
 
@@ -241,7 +244,7 @@ class ConversationTests(SynchronousTestCase):
             "10.1.2.3 is not this machine",
             self.console.text,
         )
-        self.assertEqual(self.conversation.code, 1)
+        self.assertEqual(self.conversation.code, EXIT_REFUSED)
 
     def test_insecure_echo_mode_fine(self):
         """
@@ -254,19 +257,21 @@ class ConversationTests(SynchronousTestCase):
 
     def test_script_lines_wait(self):
         """
-        From a pipe, lines wait until the client is ready for them: the
-        login for its question, each say for the replies to the one before,
-        and the end of input for the last reply.
+        From a pipe, lines are only ever said: they wait for the session to
+        be ready, each for the replies to the one before, and the end of
+        input for the last reply; the questions are answered from the
+        options (the password from --password-file), never from the lines.
         """
-        self.start(interactive=False)
-        for line in ["alice", "secret-pw", "one", "/repeat 2 two"]:
+        self.start(interactive=False, presets=Presets("alice", None, "pw", "-f"))
+        for line in ["one", "/repeat 2 two"]:
             self.conversation.line_received(line)
         self.conversation.input_ended()
         self.assertEqual(self.peer.sent, [])
         self.receive(welcome(), ask("login"))
         self.assertEqual(self.peer.sent[-1]["value"], "alice")
         self.receive(ask("password", secret=True))
-        self.assertEqual(self.peer.sent[-1]["value"], "secret-pw")
+        self.assertEqual(self.peer.sent[-1]["value"], "pw")
+        self.assertNotIn("pw", self.console.text)
         self.receive(
             {
                 "type": "auth_ok",
@@ -287,6 +292,55 @@ class ConversationTests(SynchronousTestCase):
         self.receive({"type": "echo", "text": "two", "n": 2, "of": 2})
         self.assertEqual(self.peer.sent[-1], {"type": "quit"})
         self.assertIn("echo 2/2: two", self.console.output)
+
+    def test_script_never_answers_from_its_lines(self):
+        """
+        A script whose options do not answer the server's question fails
+        its login (status 3) and says nothing of its lines.
+        """
+        self.start(interactive=False)
+        self.conversation.line_received("alice")
+        self.conversation.line_received("robot-password-1234")
+        self.receive(welcome(), ask("login"))
+        self.assertEqual(self.peer.sent, [{"type": "quit"}])
+        self.assertIn("Login failed", self.console.text)
+        self.assertIn("--login", self.console.text)
+        self.conversation.connection_lost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.conversation.done), 3)
+
+    def test_script_password_refused(self):
+        """
+        A password from the options that the server refuses is not sent
+        again: the login failed, status 3.
+        """
+        self.start(interactive=False, presets=Presets("alice", None, "pw", "-f"))
+        self.receive(welcome(), ask("login"), ask("password", secret=True))
+        self.receive(
+            {"type": "error", "code": "bad_password", "text": "wrong password"},
+            ask("password", secret=True),
+        )
+        self.assertEqual(self.peer.sent[-1], {"type": "quit"})
+        self.assertEqual([m.get("value") for m in self.peer.sent].count("pw"), 1)
+        self.assertIn("the server refused the password", self.console.text)
+        self.conversation.connection_lost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.conversation.done), 3)
+
+    def test_script_with_token_says_its_lines_only(self):
+        """
+        With a saved token a script's lines are all said, in order, after
+        the login: none was an answer.
+        """
+        self.start(interactive=False, token="T")
+        self.conversation.line_received("hi")
+        self.receive(
+            welcome(),
+            {"type": "auth_ok", "login": "alice", "via": "token"},
+            {"type": "greet", "name": "alice", "known": True, "text": "Hi"},
+        )
+        self.assertEqual(
+            self.peer.sent,
+            [{"type": "token", "token": "T"}, {"type": "say", "text": "hi"}],
+        )
 
     def test_terminal_lines_refused_while_waiting(self):
         """
@@ -364,7 +418,9 @@ class ConversationTests(SynchronousTestCase):
         self.conversation.connection_lost(Failure(ConnectionDone()))
         self.assertEqual(self.successResultOf(self.conversation.done), 1)
         self.assertIn("error (timeout): idle for too long", self.console.output)
-        self.assertIn("bye: Timed out; closing.", self.console.output)
+        self.assertIn(
+            "The server ended the session: Timed out; closing.", self.console.output
+        )
 
     def test_interrupted(self):
         """
@@ -393,7 +449,7 @@ class ConversationTests(SynchronousTestCase):
             {"type": "bye", "text": "\x1b[31mred"},
         )
         self.assertIn("Name?\\x1b[2J ", self.console.output)
-        self.assertIn("bye: \\x1b[31mred", self.console.text)
+        self.assertIn("The server ended the session: \\x1b[31mred", self.console.text)
 
 
 PASSWORD = "correct horse battery"
@@ -444,7 +500,7 @@ class ClearTextTests(SynchronousTestCase):
         self.assertNotIn("token", types)
         self.assertIn("in clear text: 192.0.2.7 is not this machine", self.console.text)
         self.assertIn("Use --tls, or --insecure to send anyway.", self.console.text)
-        self.assertEqual(self.conversation.code, 1)
+        self.assertEqual(self.conversation.code, EXIT_REFUSED)
 
     def test_password_marked_not_secret(self):
         """
@@ -557,12 +613,10 @@ class ConsoleInputTests(SynchronousTestCase):
     """
 
     def feed(self, *chunks):
-        from twisted.internet import defer
-
-        from echotwist.client.console import ConsoleInput
+        from echotwist.client.stdio_console import PipeInput
 
         conversation = _LineRecorder()
-        console_input = ConsoleInput(conversation, defer.Deferred())
+        console_input = PipeInput(conversation)
         console_input.MAX_LENGTH = 10
         for chunk in chunks:
             console_input.dataReceived(chunk)
@@ -585,10 +639,10 @@ class _LineRecorder:
         self.lines = []
         self.shown = []
 
-    def line_received(self, line):
+    def line_typed(self, line):
         self.lines.append(line)
 
-    def show(self, text):
+    def hint(self, text):
         self.shown.append(text)
 
     def input_ended(self):

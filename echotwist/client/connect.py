@@ -85,6 +85,31 @@ def secrets_allowed(peer, tls, insecure):
     return False, f"{host} is not this machine and the connection is not encrypted"
 
 
+def describe_security(transport, tls):
+    """
+    How the connection is protected, for the person: the TLS version and
+    the subject of the server's certificate, or that it is plain TCP.
+
+    @param transport: the connected protocol's transport.
+    """
+    if not tls:
+        return "plain TCP, not encrypted"
+    version = "TLS"
+    try:
+        version = transport.getHandle().get_protocol_version_name()
+    except Exception:
+        pass
+    subject = "?"
+    certificate = transport.getPeerCertificate()
+    if certificate is not None:
+        parts = certificate.get_subject().get_components()
+        subject = ", ".join(
+            f"{key.decode('ascii', 'replace')}={value.decode('utf-8', 'replace')}"
+            for key, value in parts
+        )
+    return f"{version.replace('TLSv', 'TLS ')}, certificate of {subject}"
+
+
 def describe_failure(failure, host, port):
     """
     One line saying why connecting to C{host}:C{port} failed.

@@ -10,10 +10,16 @@ import os
 from twisted.python import usage
 
 from echotwist import __version__, prompts
+from echotwist import messages as m
+from echotwist.client.ending import EXIT_STATUSES
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 9090
 DEFAULT_TIMEOUT = 10.0
+MAX_RECONNECTS = 8
+"""Tries after a lost connection with C{--reconnect}, before giving up."""
+MAX_BACKOFF = 30.0
+"""Seconds: the longest wait between two tries."""
 
 
 def _parse_client_port(text):
@@ -39,7 +45,10 @@ class Options(usage.Options):
     longdesc = (
         "Talk to an echolab server: answer its questions, see every message "
         "it sends, and keep its login tokens like cookies. Host and port are "
-        "asked for when not given and standard input is a terminal."
+        "asked for when not given and standard input is a terminal. A script "
+        "(standard input not a terminal) gives its answers as options: "
+        "--login or --name, and the password with --password-file or "
+        "--password-fd, never in its lines, which are only ever said. " + EXIT_STATUSES
     )
 
     optParameters = [
@@ -64,6 +73,20 @@ class Options(usage.Options):
             "PEM file of the CA certificates that may sign the server's "
             "certificate (implies --tls) [default: the system's trust store].",
         ],
+        ["login", None, None, "The login to answer the server with (auth mode)."],
+        ["name", None, None, "The name to answer the server with (ident mode)."],
+        [
+            "password-file",
+            None,
+            None,
+            "Read the password from the first line of this file.",
+        ],
+        [
+            "password-fd",
+            None,
+            None,
+            "Read the password from this open file descriptor (3 or more).",
+        ],
         [
             "timeout",
             None,
@@ -78,6 +101,13 @@ class Options(usage.Options):
             None,
             "Allow a password or a token to go in clear text to a host that is "
             "not this machine (never needed with --tls or on loopback).",
+        ],
+        [
+            "reconnect",
+            None,
+            "When the connection is lost or the server ends the session, "
+            f"connect again (up to {MAX_RECONNECTS} tries, waiting 1, 2, 4 ... "
+            f"up to {MAX_BACKOFF:g} s) and log in with the saved token.",
         ],
     ]
 
@@ -96,8 +126,38 @@ class Options(usage.Options):
         self["timeout"] = _checked("--timeout", _parse_timeout, self["timeout"])
         if self["ca"] is not None:
             self["tls"] = True
+        if self["password-fd"] is not None:
+            self["password-fd"] = _checked(
+                "--password-fd", _parse_descriptor, self["password-fd"]
+            )
+        if self["password-fd"] is not None and self["password-file"] is not None:
+            raise usage.UsageError("give --password-file or --password-fd, not both")
+        if self["login"] is not None:
+            self["login"] = _checked("--login", _parse_login, self["login"])
+        if self["name"] is not None:
+            self["name"] = _checked("--name", _parse_name, self["name"])
         if self["profile"] is not None:
             self["profile"] = os.path.abspath(os.path.expanduser(self["profile"]))
+
+
+def _parse_descriptor(text):
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError(f"{text!r} is not a file descriptor number")
+    return int(text)
+
+
+def _parse_login(text):
+    why = m.check_login(text.strip())
+    if why:
+        raise ValueError(why)
+    return text.strip()
+
+
+def _parse_name(text):
+    why = m.check_name(text.strip())
+    if why:
+        raise ValueError(why)
+    return text.strip()
 
 
 def _checked(option, parse, text):

@@ -7,6 +7,8 @@ terminal, since nobody sees it typed.
 """
 
 from echotwist import messages as m
+from echotwist.client.ending import EXIT_LOGIN_FAILED
+from echotwist.client.presets import Presets, option_for
 from echotwist.client.secrecy import is_secret
 
 
@@ -24,18 +26,36 @@ class Questions:
     login = None
     _first_password = None
 
-    def __init__(self, peer, screen):
+    def __init__(self, peer, screen, ending, presets=None):
         """
         @param peer: the connection, to C{send} the answer on.
         @param screen: the L{echotwist.client.screen.Screen}.
+        @param ending: the L{echotwist.client.ending.Ending}, to leave by
+            when a script cannot answer.
+        @param presets: the L{echotwist.client.presets.Presets}, answers
+            given as options.
         """
         self.peer = peer
         self.screen = screen
+        self.ending = ending
+        self.presets = presets or Presets()
 
     def put(self, ask):
         """
-        Put C{ask} to the person; their next line answers it.
+        Put C{ask} to the person (their next line answers it), or answer
+        it from the options. A script's lines never answer: it gives its
+        answers as options, so that its lines are only ever said.
         """
+        field = ask.get("field")
+        preset = self.presets.take(field)
+        if preset is not None:
+            value, option = preset
+            self.screen.show(f"{ask.get('text') or field} ({option})")
+            self._send(field, value)
+            return
+        if not self.screen.interactive:
+            self._cannot_answer(field)
+            return
         self.asking = ask
         self._first_password = None
         if (
@@ -81,10 +101,30 @@ class Questions:
                 self.screen.show("  The two passwords differ; try again.")
                 self._ask_again()
                 return
+        self.asking = None
+        self._send(field, value)
+
+    def _send(self, field, value):
         if field == "login":
             self.login = value
-        self.asking = None
         self.peer.send({"type": "answer", "field": field, "value": value})
+
+    def _cannot_answer(self, field):
+        """
+        A script was asked what its options do not give (or gave, and the
+        server refused): the login failed.
+        """
+        if self.presets.was_used(field):
+            why = f"the server refused the {field} given by {option_for(field)}"
+        elif option_for(field):
+            why = (
+                f"the server asks for the {field}, which a script gives with "
+                f"{option_for(field)} (see --help)"
+            )
+        else:
+            why = f"the server asks for {field!r}, which a script cannot answer"
+        self.screen.show(f"Login failed: {why}.")
+        self.ending.fail({"type": "quit"}, EXIT_LOGIN_FAILED)
 
 
 def check_answer(field, value):

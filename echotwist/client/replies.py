@@ -17,6 +17,8 @@ class Replies:
 
     mode = None
 
+    security = None
+
     def __init__(self, where, screen, ending, clearance, tokens, questions, lines):
         """
         @param where: the server as a person reads it (C{host:port}).
@@ -60,8 +62,10 @@ class Replies:
     def _on_welcome(self, message):
         self.mode = message.get("mode")
         version = message.get("version", "?")
+        security = f"; {self.security}" if self.security else ""
         self.screen.show(
-            f"Connected to echolab {version} at {self.where} ({self.mode} mode)."
+            f"Connected to echolab {version} at {self.where} "
+            f"({self.mode} mode{security})."
         )
         if self.mode == "echo":
             self._become_ready()
@@ -96,6 +100,7 @@ class Replies:
         if self.lines.ready:
             return
         self.lines.ready = True
+        self.ending.authenticated = True
         if self.screen.interactive:
             self.screen.show("Type a line to have it echoed; /help lists the commands.")
 
@@ -110,6 +115,7 @@ class Replies:
     def _on_error(self, message):
         code = message.get("code", "?")
         self.screen.show(f"error ({code}): {message.get('text', '')}")
+        self.ending.server_error(code)
         if self.tokens.in_flight:
             self.tokens.refused(code)
         elif self.lines.ready:
