@@ -11,6 +11,7 @@ profile, so tests do not depend on each other.
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -34,6 +35,15 @@ except ImportError:  # pragma: no cover - pexpect is in the test extra
     pexpect = None
 
 PASSWORD = "correct-horse-battery-staple"
+_CONTROL_SEQUENCE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain(shown):
+    """
+    What the line editor showed, without its cursor moves and erasures.
+    """
+    return _CONTROL_SEQUENCE.sub("", shown).replace("\r", "")
+
 WRONG = "incorrect-donkey-battery"
 
 
@@ -66,7 +76,7 @@ class Terminal:
         Wait for C{text}; return what was shown since the last wait.
         """
         self.child.expect_exact(text)
-        return self.child.before
+        return plain(self.child.before)
 
     def type(self, line):
         self.child.sendline(line)
@@ -143,6 +153,15 @@ class ClientTestCase(SynchronousTestCase):
         client.expect("bye: Goodbye.")
         self.assertEqual(client.finish(), 0)
 
+    def password_file(self, password=PASSWORD):
+        """
+        A file holding C{password}, readable by its owner only.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(password + "\n")
+        return path
+
     def script(self, lines, *args):
         """
         Run the client with C{lines} piped in (not a terminal).
@@ -190,7 +209,7 @@ class PromptTests(ClientTestCase):
         client.expect("Server port [9090]: ")
         client.type(self.port)
         client.expect(
-            f"Connected to echolab {__version__} at localhost:{self.port} (echo mode)."
+            f"Connected to echolab {__version__} at localhost:{self.port} (echo mode; plain TCP, not encrypted)."
         )
         client.expect("> ")
         self.quit(client)
@@ -428,13 +447,16 @@ class AuthTests(ClientTestCase):
 
     def test_interrupt_in_session(self):
         """
-        Ctrl-C at the password question restores the terminal and ends the
-        client with status 130, no traceback.
+        Ctrl-C at the empty password question says how to leave; a second
+        one restores the terminal and ends the client with status 130, no
+        traceback.
         """
         client = self.connect()
         client.expect("Login: ")
         client.type("gus")
         client.expect("Choose a password")
+        client.child.sendintr()
+        client.expect("Ctrl-C again interrupts")
         client.child.sendintr()
         client.expect("Interrupted.")
         self.assertEqual(client.finish(), 130)
@@ -454,17 +476,23 @@ class ScriptTests(ClientTestCase):
     def test_scripted_session(self):
         """
         With a script on standard input (no terminal), no host or port is
-        asked, lines answer the questions and are said in order, and the end
-        of input quits with status 0.
+        asked, the login and password come from options, the lines are
+        said in order, and the end of input quits with status 0. Re-run
+        with the saved token, the same script says the same lines and
+        nothing else.
         """
-        result = self.script(["hal", PASSWORD, "first", "/repeat 2 second", "third"])
+        lines = ["first", "/repeat 2 second", "third"]
+        options = ("--login", "hal", "--password-file", self.password_file())
+        result = self.script(lines, *options)
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(
             result.stdout.splitlines(),
             [
-                f"Connected to echolab {__version__} at localhost:{self.port} (auth mode).",
-                "Login:",
-                "New login. Choose a password (at least 8 characters):",
+                f"Connected to echolab {__version__} at localhost:{self.port} "
+                "(auth mode; plain TCP, not encrypted).",
+                "Login: (--login)",
+                "New login. Choose a password (at least 8 characters): "
+                "(--password-file)",
                 "Registered hal; token saved for next time.",
                 "Nice to meet you, hal!",
                 "echo: first",
@@ -474,26 +502,106 @@ class ScriptTests(ClientTestCase):
                 "bye: Goodbye.",
             ],
         )
-        again = self.script(["again"])
+        again = self.script(lines, *options)
+        self.assertEqual(again.returncode, 0, again.stderr)
         self.assertEqual(
             again.stdout.splitlines()[1:],
             [
                 "Logging in as hal with the saved token.",
                 "Logged in as hal with the saved token.",
                 "Welcome back, hal!",
-                "echo: again",
+                "echo: first",
+                "echo 1/2: second",
+                "echo 2/2: second",
+                "echo: third",
                 "bye: Goodbye.",
             ],
         )
+        self.assertNotIn(PASSWORD, result.stdout + again.stdout)
+
+    def test_old_script_never_echoes_its_password(self):
+        """
+        The old form of a script, its login and password as its first
+        lines, neither logs in nor says a line: the login fails (status 3)
+        with the options to use. With a saved token the same lines are
+        said, so the password line is echoed: that is why a password never
+        belongs in a script's lines (docs/client.md says so).
+        """
+        result = self.script(["robot", PASSWORD, "hi"])
+        self.assertEqual(result.returncode, 3, result.stdout)
+        self.assertIn("Login failed", result.stdout)
+        self.assertIn("--login", result.stdout)
+        self.assertNotIn("echo:", result.stdout)
+
+    def test_wrong_password_file(self):
+        """
+        A password from --password-fd that the server refuses is sent once:
+        the login fails, status 3.
+        """
+        self.script(["x"], "--login", "ian", "--password-file", self.password_file())
+        os.unlink(self.profile)
+        read, write = os.pipe()
+        os.write(write, WRONG.encode() + b"\n")
+        os.close(write)
+        self.addCleanup(_close, read)
+        result = subprocess.run(
+            client_command(
+                "--profile",
+                self.profile,
+                "--port",
+                self.port,
+                "--login",
+                "ian",
+                "--password-fd",
+                str(read),
+            ),
+            input="never said\n",
+            env=client_env(self.mktemp()),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            pass_fds=(read,),
+        )
+        self.assertEqual(result.returncode, 3, result.stdout)
+        self.assertIn("error (bad_password)", result.stdout)
+        self.assertIn("Login failed: the server refused the password", result.stdout)
+        self.assertNotIn("never said", result.stdout)
+
+    def test_password_never_from_standard_input(self):
+        """
+        --password-fd 0 is refused: standard input is the command stream.
+        """
+        result = self.script([PASSWORD], "--password-fd", "0")
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("never comes from the command stream", result.stderr)
 
     def test_insecure_warns(self):
         """
         --insecure is announced on standard error, even where it is not
         needed.
         """
-        result = self.script([], "--insecure")
+        result = self.script(
+            [], "--insecure", "--login", "x", "--password-file", self.password_file()
+        )
         self.assertEqual(result.returncode, 0)
         self.assertIn("WARNING: --insecure", result.stderr)
+
+    def test_help_lists_exit_statuses(self):
+        """
+        --help says what each exit status means.
+        """
+        result = self.script([], "--help")
+        self.assertEqual(result.returncode, 0)
+        text = " ".join(result.stdout.split())
+        for words in ["0 you left", "3 login failed", "4 the server refused"]:
+            self.assertIn(words, text)
+
+
+def _close(fd):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 class IdentTests(ClientTestCase):
@@ -501,13 +609,13 @@ class IdentTests(ClientTestCase):
 
     def test_scripted_session(self):
         """
-        In ident mode the name is asked once, then this address is known.
+        In ident mode the name is given once, then this address is known.
         """
-        result = self.script(["  Zoë  ", "hi"])
+        result = self.script(["hi"], "--name", "  Zoë  ")
         self.assertEqual(
             result.stdout.splitlines()[1:],
             [
-                "What is your name?",
+                "What is your name? (--name)",
                 "Nice to meet you, Zoë!",
                 "echo: hi",
                 "bye: Goodbye.",
@@ -527,10 +635,18 @@ class IPv6Tests(ClientTestCase):
         """
         An IPv6 literal host works, and its token is kept under [::1]:port.
         """
-        result = self.script(["ivy", PASSWORD, "over IPv6"], "--host", "::1")
+        result = self.script(
+            ["over IPv6"],
+            "--host",
+            "::1",
+            "--login",
+            "ivy",
+            "--password-file",
+            self.password_file(),
+        )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertIn(
-            f"Connected to echolab {__version__} at [::1]:{self.port} (auth mode).",
+            f"Connected to echolab {__version__} at [::1]:{self.port} (auth mode;",
             result.stdout,
         )
         self.assertIn("echo: over IPv6", result.stdout)
