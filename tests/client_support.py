@@ -49,28 +49,30 @@ class ServerProcess:
     @ivar directory: its working directory (its data directory is inside).
     """
 
-    def __init__(self, directory, mode="auth", extra=()):
+    def __init__(self, directory, mode="auth", extra=(), port=0):
         """
-        @param directory: a directory of the test to run in (made here).
+        @param directory: a directory of the test to run in (made here if
+            missing; a server started again in it keeps its data).
+        @param port: the port to listen on; 0 for a free one.
         """
         self.directory = os.path.abspath(directory)
         self.mode = mode
         self.extra = list(extra)
         self.process = None
-        self.port = None
+        self.port = port
 
     def start(self):
         """
         Start the server and wait for its listening line.
         """
-        os.makedirs(self.directory)
+        os.makedirs(self.directory, exist_ok=True)
         command = [
             TWISTD,
             "--pidfile=",
             "-n",
             "echolab",
             "--port",
-            "0",
+            str(self.port),
             "--mode",
             self.mode,
             "--data-dir",

@@ -44,6 +44,7 @@ def plain(shown):
     """
     return _CONTROL_SEQUENCE.sub("", shown).replace("\r", "")
 
+
 WRONG = "incorrect-donkey-battery"
 
 

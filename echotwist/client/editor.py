@@ -137,6 +137,17 @@ class LineEditor(HistoricRecvLine):
         self.terminal.write(text.encode("utf-8", "replace") + b"\n")
         self._draw()
 
+    def finish(self):
+        """
+        The session is over: the prompt and the unfinished line go, so the
+        shell's prompt starts on a clean line.
+        """
+        self._erase()
+        self.prompt = ""
+        self.lineBuffer = []
+        self.lineBufferIndex = 0
+        self.ended = True
+
     def set_prompt(self, text):
         """
         Put up C{text} as the prompt, keeping what was typed.

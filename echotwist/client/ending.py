@@ -123,6 +123,7 @@ class Ending:
         if self.leaving:
             self.screen.show(f"bye: {text}")
             return
+        self.screen.closed()  # no prompt is left above or below it
         self.screen.show(f"The server ended the session: {text}")
         code = _CODE_FOR_ERROR.get(self._error_code, EXIT_LOST)
         if code == EXIT_LOGIN_FAILED and self.authenticated:

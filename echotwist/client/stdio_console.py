@@ -187,7 +187,7 @@ class Console:
         @return: a L{Deferred} that fires once standard output is flushed.
         """
         if self._editor is not None:
-            self._editor.set_prompt("")
+            self._editor.finish()
         if self._transport is None or self._closed.called:
             return defer.succeed(None)
         self._transport.loseConnection()
