@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_editor -*-
+# -*- test-case-name: tests.test_client_terminal -*-
 """
 Line editing and history on the person's terminal, the Twisted way:
 L{twisted.conch.recvline.HistoricRecvLine} under an
@@ -17,8 +17,7 @@ import codecs
 
 from twisted.conch.recvline import HistoricRecvLine
 
-MAX_LINE_CHARS = 16 * 1024 * 1024
-"""A line longer than this is not even kept in memory."""
+from echotwist.client.drawn_line import DrawnLine
 
 CTRL_A, CTRL_C, CTRL_D, CTRL_E = b"\x01", b"\x03", b"\x04", b"\x05"
 CTRL_H, CTRL_K, CTRL_L, CTRL_U, CTRL_W = b"\x08", b"\x0b", b"\x0c", b"\x15", b"\x17"
@@ -26,12 +25,7 @@ CTRL_H, CTRL_K, CTRL_L, CTRL_U, CTRL_W = b"\x08", b"\x0b", b"\x0c", b"\x15", b"\
 _APPLICATION_KEYS = {b"\x1bOH": "HOME", b"\x1bOF": "END"}
 
 
-def _characters(text):
-    """C{text} as the editor keeps it: one UTF-8 L{bytes} per character."""
-    return [ch.encode("utf-8") for ch in text]
-
-
-class LineEditor(HistoricRecvLine):
+class LineEditor(DrawnLine):
     """
     The person's line, edited in place.
 
@@ -41,12 +35,9 @@ class LineEditor(HistoricRecvLine):
         (only at the session's C{> } prompt).
     """
 
-    secret = False
     recording = False
     ended = False
-    prompt = ""
     _interrupts = 0
-    _too_long = False
 
     def __init__(self, console, history, width):
         """
@@ -84,77 +75,8 @@ class LineEditor(HistoricRecvLine):
         }
         self._secret_keys[self.terminal.BACKSPACE] = self.handle_BACKSPACE
 
-    def initializeScreen(self):
-        # Not RecvLine's: the terminal is the person's, not cleared, and
-        # insertion is drawn by hand rather than with the terminal's
-        # insert mode, which not every terminal has.
-        self.mode = "insert"
-
-    def terminalSize(self, width, height):
-        pass
-
     def connectionLost(self, reason):
         self.console.closed()
-
-    # Drawing.
-
-    def _cursor_rows(self):
-        """How many rows above the cursor the prompt starts."""
-        shown = 0 if self.secret else self.lineBufferIndex
-        columns = len(self.prompt) + shown
-        width = max(self.width(), 1)
-        if columns and columns % width == 0:
-            return columns // width - 1  # the cursor waits at the edge
-        return columns // width
-
-    def _erase(self):
-        rows = self._cursor_rows()
-        if rows:
-            self.terminal.cursorUp(rows)
-        self.terminal.write(b"\r")
-        self.terminal.eraseToDisplayEnd()
-
-    def _draw(self):
-        line = b"" if self.secret else b"".join(self.lineBuffer)
-        self.terminal.write(self.prompt.encode("utf-8") + line)
-        back = 0 if self.secret else len(self.lineBuffer) - self.lineBufferIndex
-        if back:
-            self.terminal.cursorBackward(back)
-
-    def redraw(self):
-        self._erase()
-        self._draw()
-
-    def drawInputLine(self):
-        self._draw()
-
-    def show_above(self, text):
-        """
-        Show C{text} (whole lines) above the line being typed, which is
-        drawn again below it.
-        """
-        self._erase()
-        self.terminal.write(text.encode("utf-8", "replace") + b"\n")
-        self._draw()
-
-    def finish(self):
-        """
-        The session is over: the prompt and the unfinished line go, so the
-        shell's prompt starts on a clean line.
-        """
-        self._erase()
-        self.prompt = ""
-        self.lineBuffer = []
-        self.lineBufferIndex = 0
-        self.ended = True
-
-    def set_prompt(self, text):
-        """
-        Put up C{text} as the prompt, keeping what was typed.
-        """
-        self._erase()
-        self.prompt = text
-        self._draw()
 
     # Keys.
 
@@ -175,50 +97,6 @@ class LineEditor(HistoricRecvLine):
         name = _APPLICATION_KEYS.get(seq)
         if name is not None and not self.secret:
             getattr(self, "handle_" + name)()
-
-    def characterReceived(self, ch, moreCharactersComing):
-        if len(self.lineBuffer) >= MAX_LINE_CHARS:
-            self._too_long = True
-            return
-        self.lineBuffer.insert(self.lineBufferIndex, ch)
-        self.lineBufferIndex += 1
-        if self.secret:
-            return
-        rest = self.lineBuffer[self.lineBufferIndex :]
-        self.terminal.write(ch + b"".join(rest))
-        if rest:
-            self.terminal.cursorBackward(len(rest))
-
-    def _move(self, index):
-        """
-        Put the cursor before character C{index}: by cursor moves on the
-        same row, else by drawing the line again (a long line wraps).
-        """
-        index = max(0, min(index, len(self.lineBuffer)))
-        width = max(self.width(), 1)
-        before = (len(self.prompt) + self.lineBufferIndex) // width
-        after = (len(self.prompt) + index) // width
-        if before != after or (len(self.prompt) + index) % width == 0:
-            self._erase()
-            self.lineBufferIndex = index
-            self._draw()
-        elif index < self.lineBufferIndex:
-            self.terminal.cursorBackward(self.lineBufferIndex - index)
-        elif index > self.lineBufferIndex:
-            self.terminal.cursorForward(index - self.lineBufferIndex)
-        self.lineBufferIndex = index
-
-    def handle_LEFT(self):
-        self._move(self.lineBufferIndex - 1)
-
-    def handle_RIGHT(self):
-        self._move(self.lineBufferIndex + 1)
-
-    def handle_HOME(self):
-        self._move(0)
-
-    def handle_END(self):
-        self._move(len(self.lineBuffer))
 
     def handle_TAB(self):
         self.characterReceived(b" ", False)
@@ -260,12 +138,6 @@ class LineEditor(HistoricRecvLine):
         self._erase()
         del self.lineBuffer[start : self.lineBufferIndex]
         self.lineBufferIndex = start
-        self._draw()
-
-    def _replace_line(self, data):
-        self._erase()
-        self.lineBuffer = _characters(data.decode("utf-8", "replace"))
-        self.lineBufferIndex = len(self.lineBuffer)
         self._draw()
 
     def handle_UP(self):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_editor -*-
+# -*- test-case-name: tests.test_client_terminal -*-
 """
 The lines said to one server, kept for Up and Down in the profile's
 folder, readable by its owner only, like a shell's history. Only lines

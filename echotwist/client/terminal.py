@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_client_editor -*-
+# -*- test-case-name: tests.test_client_terminal -*-
 """
 The person's terminal: its modes, put back as they were found whatever
 happens. In the session the line editor reads it key by key (no
