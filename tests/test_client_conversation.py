@@ -142,7 +142,10 @@ class ConversationTests(SynchronousTestCase):
         )
         self.assertIsNone(self.profile.entry(KEY))
         self.assertEqual(self.console.output.count("Login: "), 1)
-        self.assertIn("error (bad_token): unknown token", self.console.output)
+        self.assertIn(
+            "error (bad_token): the token is not valid (revoked, expired or unknown)",
+            self.console.output,
+        )
 
     def test_token_saved(self):
         """
@@ -417,7 +420,7 @@ class ConversationTests(SynchronousTestCase):
         )
         self.conversation.connection_lost(Failure(ConnectionDone()))
         self.assertEqual(self.successResultOf(self.conversation.done), 1)
-        self.assertIn("error (timeout): idle for too long", self.console.output)
+        self.assertIn("error (timeout): timed out", self.console.output)
         self.assertIn(
             "The server ended the session: Timed out; closing.", self.console.output
         )
@@ -440,15 +443,15 @@ class ConversationTests(SynchronousTestCase):
     def test_server_text_shown_safely(self):
         """
         An escape sequence in a server message reaches the console escaped,
-        in prompts too.
+        in prompts too (a question this client has no words of its own for).
         """
         self.start(interactive=True)
         self.receive(
             welcome("ident"),
-            {"type": "ask", "field": "name", "text": "Name?\x1b[2J", "secret": False},
+            {"type": "ask", "field": "colour", "text": "Colour?\x1b[2J"},
             {"type": "bye", "text": "\x1b[31mred"},
         )
-        self.assertIn("Name?\\x1b[2J ", self.console.output)
+        self.assertIn("Colour?\\x1b[2J ", self.console.output)
         self.assertIn("The server ended the session: \\x1b[31mred", self.console.text)
 
 

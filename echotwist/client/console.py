@@ -35,6 +35,7 @@ from echotwist.client.profile import Profile, default_path, server_key
 from echotwist.client.protocol import ClientProtocol
 from echotwist.client.stdio_console import Console
 from echotwist.client.terminal import Terminal
+from echotwist.i18n import _, install, language_in
 from echotwist.prompts import format_address
 
 PROGRAM = "echolab-client"
@@ -93,11 +94,12 @@ def main(argv=None):
     Run the client; exits with its status (see L{echotwist.client.ending}).
     """
     argv = sys.argv[1:] if argv is None else argv
+    install(language_in(argv))
     options = Options()
     try:
         options.parseOptions(argv)
     except usage.UsageError as e:
-        _say(f"{PROGRAM}: {e} (see --help)")
+        _say(f"{PROGRAM}: {e} " + _("(see --help)"))
         sys.exit(EXIT_USAGE)
     except BrokenPipeError:  # --help into a pager that quit
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
@@ -109,10 +111,10 @@ def main(argv=None):
         fill_in(options, interactive, _read_line, lambda line: _say(line, sys.stdout))
     except KeyboardInterrupt:
         terminal.restore()
-        _say("\nInterrupted; not connecting.", sys.stdout)
+        _say("\n" + _("Interrupted; not connecting."), sys.stdout)
         sys.exit(EXIT_INTERRUPTED)
     except EOFError:
-        _say("\nNo answer; not connecting.", sys.stdout)
+        _say("\n" + _("No answer; not connecting."), sys.stdout)
         sys.exit(EXIT_OK)
     try:
         trust_root = connect.load_trust_root(options["ca"]) if options["tls"] else None
@@ -121,11 +123,14 @@ def main(argv=None):
         sys.exit(EXIT_USAGE)
     profile = Profile.load(options["profile"] or default_path())
     for warning in profile.warnings:
-        _say(f"{PROGRAM}: warning: {warning}")
+        _say(f"{PROGRAM}: " + _("warning: {warning}").format(warning=warning))
     if options["insecure"] and not options["tls"]:
         _say(
-            f"{PROGRAM}: WARNING: --insecure: a password or a token may cross "
-            "the network in clear text, readable by anyone on the way."
+            f"{PROGRAM}: "
+            + _(
+                "WARNING: --insecure: a password or a token may cross "
+                "the network in clear text, readable by anyone on the way."
+            )
         )
     client = Client(options, profile, trust_root, terminal, interactive, presets)
     try:
@@ -216,12 +221,20 @@ class Client:
         except Exception:
             failure = Failure()
             if interrupt.fired:
-                raise ConnectFailed("Interrupted.", EXIT_INTERRUPTED) from None
+                raise ConnectFailed(_("Interrupted."), EXIT_INTERRUPTED) from None
             if failure.check(defer.TimeoutError, defer.CancelledError):
-                hint = "does it speak TLS?" if options["tls"] else "does it want --tls?"
+                if options["tls"]:
+                    line = _(
+                        "{where} did not say welcome within {seconds} s "
+                        "(is it an echolab server? does it speak TLS?)"
+                    )
+                else:
+                    line = _(
+                        "{where} did not say welcome within {seconds} s "
+                        "(is it an echolab server? does it want --tls?)"
+                    )
                 raise ConnectFailed(
-                    f"{self.where} did not say welcome within "
-                    f"{options['timeout']:g} s (is it an echolab server? {hint})"
+                    line.format(where=self.where, seconds=f"{options['timeout']:g}")
                 ) from None
             raise ConnectFailed(
                 connect.describe_failure(failure, self.host, self.port)
@@ -272,12 +285,23 @@ class Client:
                 tries = 0
             tries += 1
             if tries > MAX_RECONNECTS:
-                console.show(f"Gave up reconnecting after {MAX_RECONNECTS} tries.")
+                console.show(
+                    _("Gave up reconnecting after {tries} tries.").format(
+                        tries=MAX_RECONNECTS
+                    )
+                )
                 return code
             delay = min(2.0 ** (tries - 1), MAX_BACKOFF)
             console.show(
-                f"Reconnecting to {self.where} in {delay:g} s "
-                f"(try {tries} of {MAX_RECONNECTS}; Ctrl-D stops)."
+                _(
+                    "Reconnecting to {where} in {seconds} s "
+                    "(try {try_} of {tries}; Ctrl-D stops)."
+                ).format(
+                    where=self.where,
+                    seconds=f"{delay:g}",
+                    try_=tries,
+                    tries=MAX_RECONNECTS,
+                )
             )
             waiting = Waiting(console)
             console.attach(waiting)
@@ -330,7 +354,7 @@ class Waiting:
 
     def line_received(self, line):
         if self.console.interactive:
-            self.console.show("(not connected; that line was not sent)")
+            self.console.show(_("(not connected; that line was not sent)"))
         else:
             self.lines.append(line)  # a script's lines wait their turn
 

@@ -20,7 +20,7 @@ each part has one concern:
   - L{echotwist.client.screen}: showing, prompting, hiding secrets.
 """
 
-from echotwist.client.commands import HELP, Commands
+from echotwist.client.commands import Commands, help_text
 from echotwist.client.ending import Ending
 from echotwist.client.lines import END, Lines
 from echotwist.client.questions import Questions
@@ -28,8 +28,9 @@ from echotwist.client.replies import Replies
 from echotwist.client.screen import Screen, printable
 from echotwist.client.secrecy import PUBLIC_FIELDS, Clearance, is_secret
 from echotwist.client.tokens import Tokens
+from echotwist.i18n import _
 
-__all__ = ["HELP", "PUBLIC_FIELDS", "Conversation", "is_secret", "printable"]
+__all__ = ["help_text", "PUBLIC_FIELDS", "Conversation", "is_secret", "printable"]
 
 
 class Conversation:
@@ -137,7 +138,7 @@ class Conversation:
         """
         self.screen.line_typed()
         if self.screen.interactive and not self.lines.can_take(line):
-            self.screen.show("(waiting for the server; that line was not sent)")
+            self.screen.show(_("(waiting for the server; that line was not sent)"))
             return
         self.lines.push(line)
         self._use_lines()

@@ -18,6 +18,7 @@ import codecs
 from twisted.conch.recvline import HistoricRecvLine
 
 from echotwist.client.drawn_line import DrawnLine
+from echotwist.i18n import _
 
 CTRL_A, CTRL_C, CTRL_D, CTRL_E = b"\x01", b"\x03", b"\x04", b"\x05"
 CTRL_H, CTRL_K, CTRL_L, CTRL_U, CTRL_W = b"\x08", b"\x0b", b"\x0c", b"\x15", b"\x17"
@@ -168,7 +169,7 @@ class LineEditor(DrawnLine):
         self.prompt = ""
         self.recording = False
         if too_long:
-            self.console.hint("(that line is far too long; ignored)")
+            self.console.hint(_("(that line is far too long; ignored)"))
         else:
             self.console.line_typed(line)
 
@@ -192,7 +193,7 @@ class LineEditor(DrawnLine):
             self.console.interrupted()
         else:
             self.console.hint(
-                "(Ctrl-D on an empty line or /quit leaves; Ctrl-C again interrupts)"
+                _("(Ctrl-D on an empty line or /quit leaves; Ctrl-C again interrupts)")
             )
 
     def handle_end_of_input(self):

@@ -10,6 +10,8 @@ from OpenSSL.SSL import Error as TLSError
 from twisted.internet import error
 from twisted.internet.defer import Deferred
 
+from echotwist.i18n import _
+
 EXIT_OK = 0
 """The person left: C{/quit}, C{/logout}, the end of input."""
 EXIT_LOST = 1
@@ -24,13 +26,24 @@ client refused to send a secret in clear text."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C, as shells report death by SIGINT."""
 
-EXIT_STATUSES = (
-    f"Exit status: {EXIT_OK} you left (/quit, /logout, end of input); "
-    f"{EXIT_LOST} cannot connect, or the connection was lost or ended by the "
-    f"server; {EXIT_USAGE} bad option; {EXIT_LOGIN_FAILED} login failed; "
-    f"{EXIT_REFUSED} the server refused the session (or a secret would go in "
-    f"clear text); {EXIT_INTERRUPTED} interrupted."
-)
+
+def exit_statuses():
+    """The exit statuses, for C{--help}."""
+    return _(
+        "Exit status: {ok} you left (/quit, /logout, end of input); "
+        "{lost} cannot connect, or the connection was lost or ended by the "
+        "server; {usage} bad option; {login} login failed; "
+        "{refused} the server refused the session (or a secret would go in "
+        "clear text); {interrupted} interrupted."
+    ).format(
+        ok=EXIT_OK,
+        lost=EXIT_LOST,
+        usage=EXIT_USAGE,
+        login=EXIT_LOGIN_FAILED,
+        refused=EXIT_REFUSED,
+        interrupted=EXIT_INTERRUPTED,
+    )
+
 
 _CODE_FOR_ERROR = {
     "busy": EXIT_REFUSED,
@@ -47,12 +60,16 @@ def describe_loss(reason, where):
     @param reason: a L{twisted.python.failure.Failure}.
     """
     if reason.check(TLSError):
-        return f"The TLS session with {where} failed; the connection is closed."
+        return _(
+            "The TLS session with {where} failed; the connection is closed."
+        ).format(where=where)
     if reason.check(error.TimeoutError, error.TCPTimedOutError):
-        return f"The connection to {where} timed out."
+        return _("The connection to {where} timed out.").format(where=where)
     if reason.check(error.ConnectionDone):
-        return f"The server at {where} closed the connection without a word."
-    return f"The connection to {where} was reset."
+        return _("The server at {where} closed the connection without a word.").format(
+            where=where
+        )
+    return _("The connection to {where} was reset.").format(where=where)
 
 
 class Ending:
@@ -121,10 +138,10 @@ class Ending:
         self.said_bye = True
         text = message.get("text", "")
         if self.leaving:
-            self.screen.show(f"bye: {text}")
+            self.screen.show(_("bye: {text}").format(text=text))
             return
         self.screen.closed()  # no prompt is left above or below it
-        self.screen.show(f"The server ended the session: {text}")
+        self.screen.show(_("The server ended the session: {text}").format(text=text))
         code = _CODE_FOR_ERROR.get(self._error_code, EXIT_LOST)
         if code == EXIT_LOGIN_FAILED and self.authenticated:
             code = EXIT_REFUSED
@@ -136,8 +153,10 @@ class Ending:
         connection closes, as nothing after it can be read.
         """
         self.screen.show(
-            f"The server sent a message of {length} bytes, "
-            "too long for this client; closing."
+            _(
+                "The server sent a message of {length} bytes, "
+                "too long for this client; closing."
+            ).format(length=length)
         )
         self.code = EXIT_LOST
         self.leaving = True
@@ -150,7 +169,7 @@ class Ending:
         if self.code == EXIT_INTERRUPTED:
             self.peer.abort()
             return
-        self.screen.show("Interrupted.")
+        self.screen.show(_("Interrupted."))
         self.code = EXIT_INTERRUPTED
         self.leave({"type": "quit"})
         self.peer.close()
@@ -167,7 +186,7 @@ class Ending:
                 self.screen.show(describe_loss(reason, self.where))
                 self.code = self.code or EXIT_LOST
             elif self.code == EXIT_OK:
-                self.screen.show("The server closed the connection.")
+                self.screen.show(_("The server closed the connection."))
         self.done.callback(self.code)
 
     @property

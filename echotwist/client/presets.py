@@ -9,6 +9,8 @@ with a saved token never says a line meant as an answer.
 import os
 import stat
 
+from echotwist.i18n import _
+
 MAX_PASSWORD_BYTES = 4096
 """More than any password; a file longer than this is not a password file."""
 
@@ -36,8 +38,10 @@ def read_password(path=None, fd=None):
     if fd is not None:
         if fd in (0, 1, 2):
             raise PasswordSourceError(
-                f"--password-fd {fd}: not standard input, output or error "
-                "(the password never comes from the command stream)"
+                _(
+                    "--password-fd {fd}: not standard input, output or error "
+                    "(the password never comes from the command stream)"
+                ).format(fd=fd)
             )
         try:
             data = _read_bounded(fd)
@@ -55,16 +59,24 @@ def read_password(path=None, fd=None):
             ) from None
         try:
             if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-                raise PasswordSourceError(f"--password-file: {path}: not a file")
+                raise PasswordSourceError(
+                    _("--password-file: {path}: not a file").format(path=path)
+                )
             data = _read_bounded(descriptor)
         finally:
             os.close(descriptor)
         where = f"--password-file {path}"
     if len(data) > MAX_PASSWORD_BYTES:
-        raise PasswordSourceError(f"{where}: longer than {MAX_PASSWORD_BYTES} bytes")
+        raise PasswordSourceError(
+            _("{where}: longer than {max} bytes").format(
+                where=where, max=MAX_PASSWORD_BYTES
+            )
+        )
     line = data.split(b"\n", 1)[0].removesuffix(b"\r")
     if not line:
-        raise PasswordSourceError(f"{where}: the password is empty")
+        raise PasswordSourceError(
+            _("{where}: the password is empty").format(where=where)
+        )
     return line.decode("utf-8", "replace")
 
 
@@ -139,7 +151,7 @@ def option_for(field):
     The option(s) a script gives C{field}'s answer with.
     """
     if field in ("password", "new_password"):
-        return "--password-file or --password-fd"
+        return _("--password-file or --password-fd")
     if field in ("login", "name"):
         return f"--{field}"
     return None

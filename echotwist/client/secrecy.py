@@ -7,6 +7,7 @@ right.
 """
 
 from echotwist.client.ending import EXIT_REFUSED
+from echotwist.i18n import _
 
 PUBLIC_FIELDS = ("name", "login")
 """
@@ -59,8 +60,10 @@ class Clearance:
         if self.secure:
             return True
         self.screen.show(
-            f"Refusing to send {what} in clear text: "
-            f"{self.why_insecure}. Use --tls, or --insecure to send anyway."
+            _(
+                "Refusing to send {what} in clear text: {why}. "
+                "Use --tls, or --insecure to send anyway."
+            ).format(what=what, why=self.why_insecure)
         )
         self.ending.fail({"type": "quit"}, EXIT_REFUSED)
         return False

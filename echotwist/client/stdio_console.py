@@ -16,6 +16,7 @@ from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
 from echotwist.client.editor import LineEditor
+from echotwist.i18n import _
 
 
 @implementer(IHalfCloseableProtocol)
@@ -52,7 +53,7 @@ class PipeInput(LineReceiver):
         self.console.line_typed(line.decode("utf-8", "replace"))
 
     def lineLengthExceeded(self, line):
-        self.console.hint("(that line is far too long; ignored)")
+        self.console.hint(_("(that line is far too long; ignored)"))
         # LineReceiver hands over the long line with all it had buffered
         # after it: skip to the line's end, then read the rest on.
         self._skipping = True
