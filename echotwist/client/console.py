@@ -364,7 +364,7 @@ class Waiting:
             self._stop(EXIT_LOST)
 
     def interrupted(self):
-        self.console.show("Interrupted.")
+        self.console.show(_("Interrupted."))
         self._stop(EXIT_INTERRUPTED)
 
     def _stop(self, code):
