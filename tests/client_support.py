@@ -21,16 +21,42 @@ CHEAP_HASH = ["--hash-memory", "19456", "--hash-time", "2"]
 """The cheapest argon2id parameters the server allows."""
 
 
-def client_env(config_home):
+LOCALES = {"en": "C.UTF-8", "ru": "ru_RU.UTF-8"}
+"""The locale a test runs a program in, for each language."""
+
+
+def client_env(config_home, language="en"):
     """
     The environment for a client subprocess: no profile of the person
     running the tests is ever touched (XDG_CONFIG_HOME is C{config_home},
-    a directory of the test), and the terminal is a plain one.
+    a directory of the test), the terminal is a plain one, and the locale
+    is C{language}'s, whatever the locale of the tests.
     """
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
-    env.update({"TERM": "dumb", "XDG_CONFIG_HOME": os.path.abspath(config_home)})
+    env.pop("LANGUAGE", None)
+    env.update(
+        {
+            "TERM": "dumb",
+            "XDG_CONFIG_HOME": os.path.abspath(config_home),
+            "LC_ALL": LOCALES[language],
+        }
+    )
     return env
+
+
+def translator(language):
+    """
+    The shipped catalog's C{gettext} for C{language}: what a test expects
+    the programs to say in it.
+    """
+    import gettext
+
+    from echotwist import i18n
+
+    return gettext.translation(
+        i18n.DOMAIN, i18n.LOCALE_DIR, languages=[language], fallback=True
+    ).gettext
 
 
 def client_command(*args):
@@ -38,6 +64,17 @@ def client_command(*args):
     The command line of the real client, as an installed user runs it.
     """
     return [sys.executable, "-m", "echotwist.client", *args]
+
+
+def server_env():
+    """
+    A server's environment: the C locale, so its console lines (which the
+    tests read) are English whatever the tests' locale.
+    """
+    env = dict(os.environ)
+    env.pop("LANGUAGE", None)
+    env["LC_ALL"] = LOCALES["en"]
+    return env
 
 
 class ServerProcess:
@@ -86,6 +123,7 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            env=server_env(),
         )
         seen = []
         # readline blocks until the line or EOF: no polling, no sleeping.

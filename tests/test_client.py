@@ -27,6 +27,7 @@ from .client_support import (
     ServerProcess,
     client_command,
     client_env,
+    translator,
 )
 
 try:
@@ -53,7 +54,7 @@ class Terminal:
     The real client under a pseudo-terminal, everything it shows kept.
     """
 
-    def __init__(self, test, *args, env=None):
+    def __init__(self, test, *args, env=None, language="en"):
         if pexpect is None:
             raise SkipTest("pexpect is not installed")
         self.shown = io.StringIO()
@@ -61,7 +62,7 @@ class Terminal:
         self.child = pexpect.spawn(
             command[0],
             command[1:],
-            env=env or client_env(test.mktemp()),
+            env=env or client_env(test.mktemp(), language),
             encoding="utf-8",
             timeout=TIMEOUT,
             dimensions=(24, 200),
@@ -100,6 +101,13 @@ class Terminal:
 class ClientTestCase(SynchronousTestCase):
     mode = "auth"
     server_options = ()
+    language = "en"
+
+    def t(self, message, **values):
+        """
+        C{message} as the client says it in this test's language.
+        """
+        return translator(self.language)(message).format(**values)
 
     def setUp(self):
         self.server = ServerProcess(
@@ -124,7 +132,7 @@ class ClientTestCase(SynchronousTestCase):
         """
         if profile:
             args = ("--profile", self.profile) + args
-        terminal = Terminal(self, *args)
+        terminal = Terminal(self, *args, language=self.language)
         self.terminals.append(terminal)
         return terminal
 
@@ -136,22 +144,32 @@ class ClientTestCase(SynchronousTestCase):
         Register C{login} by typing its password twice; leave the session
         at its prompt.
         """
+        t = self.t
         client = self.connect()
-        client.expect("Login: ")
+        client.expect(t("Login:") + " ")
         client.type(login)
-        client.expect("is a new login on this server")
-        client.expect("Choose a password (at least 8 characters): ")
+        client.expect(
+            t(
+                "{login!r} is a new login on this server: "
+                "the password you choose now registers it.",
+                login=login,
+            )
+        )
+        client.expect(
+            t("New login. Choose a password (at least {min} characters):", min=8) + " "
+        )
         client.type(PASSWORD)
-        client.expect("Type it again, to be sure: ")
+        client.expect(t("Type it again, to be sure:") + " ")
         client.type(PASSWORD)
-        client.expect(f"Registered {login}; token saved for next time.")
-        client.expect(f"Nice to meet you, {login}!")
+        saved = t("token saved for next time")
+        client.expect(t("Registered {login}; {saved}.", login=login, saved=saved))
+        client.expect(t("Nice to meet you, {name}!", name=login))
         client.expect("> ")
         return client
 
     def quit(self, client):
         client.type("/quit")
-        client.expect("bye: Goodbye.")
+        client.expect(self.t("bye: {text}", text="Goodbye."))
         self.assertEqual(client.finish(), 0)
 
     def password_file(self, password=PASSWORD):
@@ -172,7 +190,7 @@ class ClientTestCase(SynchronousTestCase):
         result = subprocess.run(
             client_command("--profile", self.profile, "--port", self.port, *args),
             input="".join(line + "\n" for line in lines),
-            env=client_env(self.mktemp()),
+            env=client_env(self.mktemp(), self.language),
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -653,3 +671,61 @@ class IPv6Tests(ClientTestCase):
         self.assertIn("echo: over IPv6", result.stdout)
         with open(self.profile) as f:
             self.assertEqual(list(json.load(f)["servers"]), [f"[::1]:{self.port}"])
+
+
+class RussianScriptTests(ClientTestCase):
+    language = "ru"
+
+    def test_scripted_session(self):
+        """
+        Under a Russian locale a script's session reads in Russian (the
+        client's own words for the server's questions and greetings), its
+        lines are said, and a re-run with the saved token says them again.
+        """
+        t = self.t
+        options = ("--login", "yura", "--password-file", self.password_file())
+        result = self.script(["привет"], *options)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertEqual(
+            result.stdout.splitlines()[1:],
+            [
+                t("Login:") + " (--login)",
+                t("New login. Choose a password (at least {min} characters):", min=8)
+                + " (--password-file)",
+                t(
+                    "Registered {login}; {saved}.",
+                    login="yura",
+                    saved=t("token saved for next time"),
+                ),
+                t("Nice to meet you, {name}!", name="yura"),
+                t("echo: {text}", text="привет"),
+                t("bye: {text}", text="Goodbye."),
+            ],
+        )
+        self.assertIn("Подключено к echolab", result.stdout)
+        again = self.script(["снова"], *options)
+        self.assertEqual(again.returncode, 0)
+        self.assertIn(t("echo: {text}", text="снова"), again.stdout)
+        self.assertIn(
+            t("Logged in as {login} with the saved token.", login="yura"), again.stdout
+        )
+
+    def test_failed_login_status(self):
+        """
+        A script with no login to give fails with status 3, saying so in
+        Russian.
+        """
+        result = self.script(["привет"])
+        self.assertEqual(result.returncode, 3)
+        self.assertIn("Вход не удался", result.stdout)
+        self.assertNotIn(self.t("echo: {text}", text="привет"), result.stdout)
+
+    def test_help(self):
+        """
+        --help is in Russian, with the exit statuses.
+        """
+        result = self.script([], "--help")
+        self.assertEqual(result.returncode, 0)
+        text = " ".join(result.stdout.split())
+        self.assertIn("Использование: echolab-client", text)
+        self.assertIn("Код выхода: 0 вы вышли", text)

@@ -26,8 +26,13 @@ class EditorTestCase(ClientTestCase):
         Type C{keys} and Enter; the server must echo C{echoed}.
         """
         client.child.send(keys + "\r")
-        client.expect(f"echo: {echoed}\r")
+        client.expect(self.t("echo: {text}", text=echoed) + "\r")
         client.expect("> ")
+
+    def stopped(self):
+        return self.t(
+            "The server ended the session: {text}", text="The server is shutting down."
+        )
 
     def history_file(self):
         directory = os.path.dirname(self.profile)
@@ -86,14 +91,16 @@ class EditingTests(EditorTestCase):
         client.expect("> ")
         self.keys(client, "this", "this")
         client.child.send(CTRL_C)
-        client.expect("(Ctrl-D on an empty line or /quit leaves; Ctrl-C again")
+        client.expect(
+            self.t("(Ctrl-D on an empty line or /quit leaves; Ctrl-C again interrupts)")
+        )
         client.child.send("a" + CTRL_A + CTRL_D + "b\r")  # Ctrl-D deletes here
-        client.expect("echo: b\r")
+        client.expect(self.t("echo: {text}", text="b") + "\r")
         client.expect("> ")
         client.child.send(CTRL_D)
-        client.expect("bye: Goodbye.")
+        client.expect(self.t("bye: {text}", text="Goodbye."))
         self.assertEqual(client.finish(), 0)
-        self.assertNotIn("echo: not this", client.transcript)
+        self.assertNotIn("not this", plain(client.transcript).replace("not this^C", ""))
 
 
 class LongLineTests(EditorTestCase):
@@ -108,11 +115,19 @@ class LongLineTests(EditorTestCase):
         client = self.register("ned")
         line = "0123456789" * 10_000
         client.child.send(line + "\r")
-        client.child.expect(re.compile("echo: (\\d+)\r"))
+        echo = self.t("echo: {text}", text="")
+        client.child.expect(re.compile(re.escape(echo) + "(\\d+)\r"))
         self.assertEqual(client.child.match.group(1), line)
         client.expect("> ")
         client.child.send("x" * 210_000 + "\r")
-        client.expect("That line is too long: the server takes messages of up to")
+        client.expect(
+            self.t(
+                "That line is too long: the server takes messages of up to "
+                "{limit} bytes (this one is {size}).",
+                limit=200_000,
+                size=210_000 + len('{"type":"say","text":""}'),
+            )
+        )
         client.expect("> ")
         self.quit(client)
 
@@ -128,8 +143,12 @@ class IncomingTests(EditorTestCase):
         """
         client = self.register("oli")
         client.child.send("half a li")
-        client.expect("error (timeout)")
-        shown = client.expect("The server ended the session: Timed out; closing.")
+        client.expect(
+            self.t("error ({code}): {text}", code="timeout", text=self.t("timed out"))
+        )
+        shown = client.expect(
+            self.t("The server ended the session: {text}", text="Timed out; closing.")
+        )
         self.assertIn("> half a li", shown)
         rest = plain(client.child.read())
         self.assertEqual(client.finish(), 1)
@@ -144,7 +163,7 @@ class EndingTests(EditorTestCase):
         """
         client = self.register("pam")
         self.server.stop()
-        client.expect("The server ended the session: The server is shutting down.")
+        client.expect(self.stopped())
         rest = plain(client.child.read())
         self.assertEqual(client.finish(), 1)
         self.assertNotIn("lost", rest)
@@ -158,7 +177,10 @@ class EndingTests(EditorTestCase):
         client = self.register("quy")
         self.server.process.send_signal(signal.SIGKILL)
         client.expect(
-            f"The server at localhost:{self.port} closed the connection without a word."
+            self.t(
+                "The server at {where} closed the connection without a word.",
+                where=f"localhost:{self.port}",
+            )
         )
         rest = plain(client.child.read())
         self.assertEqual(client.finish(), 1)
@@ -175,12 +197,30 @@ class EndingTests(EditorTestCase):
         client = self.client("--host", "localhost", "--port", self.port, "--reconnect")
         client.expect("> ")
         self.server.stop()
-        client.expect("The server ended the session: The server is shutting down.")
-        client.expect(f"Reconnecting to localhost:{self.port} in 1 s (try 1 of 8")
-        client.expect("Reconnecting to")
+        client.expect(self.stopped())
+        reconnecting = "Reconnecting to {where} in {seconds} s (try {try_} of {tries}; Ctrl-D stops)."
+        where = f"localhost:{self.port}"
+        client.expect(self.t(reconnecting, where=where, seconds=1, try_=1, tries=8))
+        client.expect(self.t(reconnecting, where=where, seconds=2, try_=2, tries=8))
         again = ServerProcess(self.server.directory, port=int(self.port)).start()
         self.addCleanup(again.stop)
-        client.expect("Logged in as ray with the saved token.")
+        client.expect(self.t("Logged in as {login} with the saved token.", login="ray"))
         client.expect("> ")
         self.keys(client, "back", "back")
         self.quit(client)
+
+
+class RussianEditingTests(EditingTests):
+    language = "ru"
+
+
+class RussianLongLineTests(LongLineTests):
+    language = "ru"
+
+
+class RussianIncomingTests(IncomingTests):
+    language = "ru"
+
+
+class RussianEndingTests(EndingTests):
+    language = "ru"

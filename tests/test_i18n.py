@@ -113,9 +113,7 @@ class CatalogTests(SynchronousTestCase):
             self.assertEqual(
                 sorted(marked - set(entries)), [], f"missing from {language}"
             )
-            self.assertEqual(
-                sorted(set(entries) - marked), [], f"stale in {language}"
-            )
+            self.assertEqual(sorted(set(entries) - marked), [], f"stale in {language}")
         for message in catalog("ru"):
             if not message.id:
                 continue
@@ -132,9 +130,7 @@ class CatalogTests(SynchronousTestCase):
             po = catalog(language)
             compiled = io.BytesIO()
             write_mo(compiled, po)
-            path = os.path.join(
-                i18n.LOCALE_DIR, language, "LC_MESSAGES", "echolab.mo"
-            )
+            path = os.path.join(i18n.LOCALE_DIR, language, "LC_MESSAGES", "echolab.mo")
             with open(path, "rb") as f:
                 shipped = gettext.GNUTranslations(f)
             compiled.seek(0)

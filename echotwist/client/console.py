@@ -280,9 +280,8 @@ class Client:
         @return: the exit status.
         """
         code, tries = conversation.code, 0
-        while conversation.ending.may_reconnect:
-            if conversation.ending.authenticated:
-                tries = 0
+        again = conversation.ending.may_reconnect
+        while again:
             tries += 1
             if tries > MAX_RECONNECTS:
                 console.show(
@@ -321,6 +320,9 @@ class Client:
             if waiting.ended:
                 conversation.input_ended()
             code = await conversation.done
+            if conversation.ending.authenticated:
+                tries = 0  # it worked for a while: a new series of tries
+            again = conversation.ending.may_reconnect
         return code
 
 
