@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from echotwist.i18n import N_
 from echotwist.prompts import format_address
 from echotwist.startup import StartupError
 
@@ -194,7 +195,7 @@ class ListenerService(StreamServerEndpointService):
 
     def _listening(self, listening):
         self.listening = listening
-        self.announce(f"listening on {self.describe(listening)}")
+        self.announce(N_("listening on {where}"), where=self.describe(listening))
         self.listened.callback(listening)
         return listening
 

@@ -14,7 +14,15 @@ from echotwist import prompts
 from echotwist.hashing import HashSettings
 from echotwist.listening import endpoint_from
 from echotwist.logbudget import ALLOWANCE
-from echotwist.optionspec import from_options, number, option_row, option_rows
+from echotwist.i18n import N_, _, install, language_in
+from echotwist.optionspec import (
+    LANGUAGE,
+    from_options,
+    number,
+    option_row,
+    option_rows,
+    translated_docs,
+)
 from echotwist.settings import Settings
 from echotwist.throttle import Limits
 from echotwist.twistd_options import check_pidfile, logfile_option
@@ -31,7 +39,7 @@ class Options(usage.Options):
     """
 
     synopsis = "[options]"
-    longdesc = (
+    longdesc = N_(
         "Serve the echolab protocol (length-prefixed JSON over TCP) in echo, "
         "ident or auth mode. Service messages go to the log file; the console "
         "shows the port really listened on."
@@ -42,7 +50,7 @@ class Options(usage.Options):
             "port",
             None,
             "TCP port to listen on; 0 takes any free port [default: "
-            f"{DEFAULT_PORT}; asked for when not given on a terminal].",
+            "{port}; asked for when not given on a terminal].",
             prompts.parse_port,
             short="p",
         ),
@@ -86,6 +94,13 @@ class Options(usage.Options):
             "counted and summarised in one line.",
             number(int, 1, 1_000_000),
         ),
+        option_row(
+            "lang",
+            None,
+            "Language of the console and of the texts in replies: en or ru "
+            "[default: from LC_ALL, LC_MESSAGES or LANG]. The log stays in English.",
+            LANGUAGE,
+        ),
         *option_rows(Settings),
         *option_rows(HashSettings),
         *option_rows(Limits),
@@ -102,12 +117,20 @@ class Options(usage.Options):
         except usage.UsageError as e:
             if getattr(self, "parent", None) is None:
                 raise
-            sys.stderr.write(f"twistd echolab: {e} (see twistd echolab --help)\n")
+            sys.stderr.write(
+                f"twistd echolab: {e} " + _("(see twistd echolab --help)") + "\n"
+            )
             raise SystemExit(2) from None
 
     def __init__(self):
+        # The language is known before the options are parsed, so that
+        # --help and the errors are in it (--lang, else the locale).
+        install(language_in(sys.argv[1:]))
         super().__init__()
         self["listen"] = []
+        self.docs = translated_docs(self.docs, self.optParameters)
+        self.docs["port"] = self.docs["port"].format(port=DEFAULT_PORT)
+        self.longdesc = _(self.longdesc)
 
     def opt_listen(self, description):
         """
@@ -127,13 +150,22 @@ class Options(usage.Options):
             raise usage.UsageError(f"--listen {description}: {e}") from None
         self["listen"].append(description)
 
-    opt_listen.__doc__ = " ".join(opt_listen.__doc__.split())  # (--help rewraps)
+    opt_listen.__doc__ = N_(
+        "Also listen on a Twisted endpoint; repeatable. Examples: "
+        "--listen 'tcp6:9090:interface=\\:\\:1' (quoted, or a shell eats the "
+        "backslashes), ssl:9443:privateKey=key.pem:certKey=cert.pem, "
+        "unix:/run/echolab.sock, haproxy:tcp:9092:interface=127.0.0.1 (behind "
+        "a trusted load balancer sending PROXY headers; bind it to an "
+        "interface only the balancer reaches). A string listens on every "
+        "interface unless it names one. Without --port, only these."
+    )  # (one line: --help rewraps; marked for the catalogs)
 
     # Read the port from a person: replaced in tests.
     _stdin = sys.stdin
     _stdout = sys.stdout
 
     def postOptions(self):
+        install(self["lang"])
         twistd = getattr(self, "parent", None)
         if twistd is not None:
             check_pidfile(twistd.get("pidfile"))
@@ -179,10 +211,10 @@ class Options(usage.Options):
 
         try:
             return prompts.ask(
-                "Port to listen on", DEFAULT_PORT, prompts.parse_port, read, write
+                _("Port to listen on"), DEFAULT_PORT, prompts.parse_port, read, write
             )
         except (EOFError, KeyboardInterrupt):
-            self._stdout.write("\nNo port given; not starting.\n")
+            self._stdout.write("\n" + _("No port given; not starting.") + "\n")
             raise SystemExit(0) from None
 
     def settings(self):

@@ -24,6 +24,7 @@ from twisted.logger import (
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from echotwist.i18n import _
 from echotwist.listening import ListenerService
 from echotwist.logbudget import ClientLogBudget
 from echotwist.startup import (
@@ -282,9 +283,14 @@ class EchoService(service.MultiService):
             log.info("received {signal}; stopping", signal=signal.Signals(number).name)
             self.reactor.callFromThread(self.reactor.stop)
 
-    def announce(self, line):
-        tell(self.console_out, line)
-        log.info("{line}", line=line)
+    def announce(self, message, **values):
+        """
+        Say C{message} (an English text with C{{placeholders}} for
+        C{values}) on the console in the language in use, and in the log
+        in English.
+        """
+        tell(self.console_out, _(message).format(**values))
+        log.info("{line}", line=message.format(**values))
 
     @defer.inlineCallbacks
     def stopService(self):

@@ -38,10 +38,11 @@ def catalog(language):
 def extracted():
     """
     The msgids Babel extracts from the package now, as the documented
-    command does (babel.cfg, keyword N_).
+    command does (babel.cfg; keywords N_, and the help texts of setting
+    and option_row).
     """
     catalog("en")
-    keywords = {"_": None, "N_": None}
+    keywords = {"_": None, "N_": None, "setting": (3,), "option_row": (3,)}
     found = set()
     for _file, _line, message, _comments, _context in extract_from_dir(
         PACKAGE,
@@ -198,3 +199,95 @@ def _has_words(node):
     if isinstance(node, ast.BinOp):
         return _has_words(node.left) or _has_words(node.right)
     return False
+
+
+class ServerLanguageTests(SynchronousTestCase):
+    """
+    A real server with --lang ru: its console line and the texts of its
+    replies are in Russian, its log stays in English.
+    """
+
+    def test_server_in_russian(self):
+        import subprocess
+
+        from echotwist.wire import MessageSocket
+
+        from .client_support import CHEAP_HASH, TIMEOUT, TWISTD, server_env
+
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        process = subprocess.Popen(
+            [
+                TWISTD,
+                "--pidfile=",
+                "-n",
+                "echolab",
+                "--port",
+                "0",
+                "--mode",
+                "auth",
+                "--lang",
+                "ru",
+                "--data-dir",
+                os.path.join(directory, "data"),
+                *CHEAP_HASH,
+            ],
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=server_env(),
+        )
+        self.addCleanup(process.wait, TIMEOUT)
+        self.addCleanup(process.stdout.close)
+        self.addCleanup(process.terminate)
+        line = process.stdout.readline().decode("utf-8")
+        found = re.search(r"слушаю на 127\.0\.0\.1:(\d+)", line)
+        self.assertIsNotNone(found, line)
+        with MessageSocket.connect_to(("127.0.0.1", int(found.group(1))), TIMEOUT) as s:
+            self.assertEqual(s.recv_message()["type"], "welcome")
+            self.assertEqual(s.recv_message()["text"], "Логин:")
+            s.send_message({"type": "answer", "field": "login", "value": "x y"})
+            refused = s.recv_message()
+            self.assertEqual(refused["code"], "bad_value")
+            self.assertEqual(
+                refused["text"], "логин может содержать только A-Z a-z 0-9 . _ -"
+            )
+            s.recv_message()  # the question again
+            s.send_message({"type": "quit"})
+            self.assertEqual(s.recv_message(), {"type": "bye", "text": "До свидания."})
+        with open(
+            os.path.join(directory, "data", "echolab.log"), encoding="utf-8"
+        ) as f:
+            log = f.read()
+        self.assertIn("listening on 127.0.0.1:", log)
+        self.assertNotIn("слушаю", log)
+
+    def test_server_help_in_russian(self):
+        """
+        twistd echolab --help follows the locale (and --lang).
+        """
+        import subprocess
+
+        from .client_support import TIMEOUT, TWISTD, server_env
+
+        env = server_env()
+        env["LC_ALL"] = "ru_RU.UTF-8"
+        result = subprocess.run(
+            [TWISTD, "echolab", "--help"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        text = " ".join(result.stdout.split())
+        self.assertIn("Обслуживать протокол echolab", text)
+        self.assertIn("Должно быть целым числом, 1-1000.", text)
+        english = subprocess.run(
+            [TWISTD, "echolab", "--lang", "en", "--help"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        self.assertIn("Serve the echolab protocol", english.stdout)

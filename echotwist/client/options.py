@@ -12,6 +12,7 @@ from twisted.python import usage
 from echotwist import __version__, prompts
 from echotwist import messages as m
 from echotwist.i18n import N_, _, parse_language
+from echotwist.optionspec import one_line
 from echotwist.client.ending import exit_statuses
 
 DEFAULT_HOST = "localhost"
@@ -152,7 +153,7 @@ class Options(usage.Options):
             "timeout": f"{DEFAULT_TIMEOUT:g}",
         }
         self.docs = {
-            name: _(_one_line(doc)).format(**values) for name, doc in self.docs.items()
+            name: _(one_line(doc)).format(**values) for name, doc in self.docs.items()
         }
         self.synopsis = _(self.synopsis)
         self.longdesc = _(self.longdesc) + " " + exit_statuses()
@@ -190,11 +191,6 @@ class Options(usage.Options):
             self["lang"] = _checked("--lang", parse_language, self["lang"])
         if self["profile"] is not None:
             self["profile"] = os.path.abspath(os.path.expanduser(self["profile"]))
-
-
-def _one_line(text):
-    """C{text} (a docstring) on one line, as the catalogs have it."""
-    return " ".join(text.split())
 
 
 def _parse_descriptor(text):
