@@ -291,3 +291,51 @@ class ServerLanguageTests(SynchronousTestCase):
             timeout=TIMEOUT,
         )
         self.assertIn("Serve the echolab protocol", english.stdout)
+
+
+class WheelTests(SynchronousTestCase):
+    def test_plain_install_translates(self):
+        """
+        What `pip install .` installs (the wheel built from this checkout)
+        holds the compiled catalogs, and Russian works from it, with no
+        Babel and no compiling at install time.
+        """
+        import subprocess
+        import sys
+        import zipfile
+
+        from .client_support import TIMEOUT
+
+        out = os.path.abspath(self.mktemp())
+        built = subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", out, ROOT],
+            capture_output=True,
+            text=True,
+            timeout=10 * TIMEOUT,
+        )
+        self.assertEqual(built.returncode, 0, built.stderr)
+        [wheel] = os.listdir(out)
+        installed = os.path.join(out, "site")
+        with zipfile.ZipFile(os.path.join(out, wheel)) as archive:
+            names = archive.namelist()
+            archive.extractall(installed)
+        for language in ("en", "ru"):
+            self.assertIn(f"echotwist/locale/{language}/LC_MESSAGES/echolab.mo", names)
+        script = (
+            "from echotwist import i18n; i18n.install('ru'); "
+            "assert i18n.LOCALE_DIR.startswith(%r), i18n.LOCALE_DIR; "
+            "print(i18n._('Password:'))" % installed
+        )
+        ran = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                f"import sys; sys.path.insert(0, {installed!r}); {script}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            cwd=out,
+        )
+        self.assertEqual((ran.returncode, ran.stdout), (0, "Пароль:\n"), ran.stderr)
