@@ -42,7 +42,9 @@ class DocsTests(SynchronousTestCase):
         Every --option named in the README and docs/protocol.md is a server
         option (or a client or twistd one).
         """
+        client = console.Options
         known = {row[0] for row in Options.optParameters} | {"help"}
+        known |= {row[0] for row in client.optParameters + client.optFlags}
         other = {
             "config-settings",
             "pidfile",
