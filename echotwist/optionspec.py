@@ -21,7 +21,9 @@ def number(kind, lowest, highest=None, unit=""):
 
     def bounds():
         if highest is None:
-            return _("at least {lowest}").format(lowest=lowest) + (_(unit) if unit else "")
+            return _("at least {lowest}").format(lowest=lowest) + (
+                _(unit) if unit else ""
+            )
         return f"{lowest}-{highest}" + (_(unit) if unit else "")
 
     def parse(text):
@@ -37,7 +39,9 @@ def number(kind, lowest, highest=None, unit=""):
             or (highest is not None and value > highest)
         ):
             raise ValueError(
-                _("{text} is out of range ({bounds})").format(text=text, bounds=bounds())
+                _("{text} is out of range ({bounds})").format(
+                    text=text, bounds=bounds()
+                )
             )
         return value
 
