@@ -189,7 +189,13 @@ class Client:
         if self.interactive:
             path = history_path(self.profile.path, self.key)
             history = History(path if self.profile.usable else None)
-        console = Console(reactor, self.terminal, self.interactive, history)
+        console = Console(
+            reactor,
+            self.terminal,
+            self.interactive,
+            history,
+            editing=self.interactive and os.isatty(1),
+        )
         console.start()
         conversation = self._converse(protocol, console)
         code = await conversation.done

@@ -85,18 +85,20 @@ class Console:
         line being typed.
     """
 
-    def __init__(self, reactor, terminal, interactive, history=None):
+    def __init__(self, reactor, terminal, interactive, history=None, editing=None):
         """
         @param terminal: the L{echotwist.client.terminal.Terminal}.
-        @param interactive: whether standard input is a terminal (then the
-            line editor reads it).
+        @param interactive: whether standard input is a terminal.
         @param history: the L{echotwist.client.history.History} for the
             line editor.
+        @param editing: whether the line editor reads the terminal (by
+            default when it is interactive); not when standard output is
+            not the terminal too, since its drawing would go elsewhere.
         """
         self.reactor = reactor
         self.terminal = terminal
         self.interactive = interactive
-        self.redraws = interactive
+        self.redraws = interactive if editing is None else editing
         self.history = history
         self.handler = None
         self._closed = defer.Deferred()
@@ -108,7 +110,7 @@ class Console:
         """
         Start reading standard input.
         """
-        if self.interactive:
+        if self.redraws:
             self.terminal.keys()
             wrapper = ServerProtocol(
                 LineEditor, self, self.history, self.terminal.width
