@@ -28,6 +28,16 @@ from echotwist.throttle import Limits
 from echotwist.twistd_options import check_pidfile, logfile_option
 
 DEFAULT_PORT = 9090
+LISTEN_HELP = N_(
+    "Also listen on a Twisted endpoint; repeatable. Examples: "
+    "--listen 'tcp6:9090:interface=\\:\\:1' (quoted, or a shell eats the "
+    "backslashes), ssl:9443:privateKey=key.pem:certKey=cert.pem, "
+    "unix:/run/echolab.sock, haproxy:tcp:9092:interface=127.0.0.1 (behind "
+    "a trusted load balancer sending PROXY headers; bind it to an "
+    "interface only the balancer reaches). A string listens on every "
+    "interface unless it names one. Without --port, only these."
+)
+"""The help of C{--listen}, on one line (--help rewraps it), for the catalogs."""
 _defaults = Settings()
 _limits = Limits()
 
@@ -150,15 +160,7 @@ class Options(usage.Options):
             raise usage.UsageError(f"--listen {description}: {e}") from None
         self["listen"].append(description)
 
-    opt_listen.__doc__ = N_(
-        "Also listen on a Twisted endpoint; repeatable. Examples: "
-        "--listen 'tcp6:9090:interface=\\:\\:1' (quoted, or a shell eats the "
-        "backslashes), ssl:9443:privateKey=key.pem:certKey=cert.pem, "
-        "unix:/run/echolab.sock, haproxy:tcp:9092:interface=127.0.0.1 (behind "
-        "a trusted load balancer sending PROXY headers; bind it to an "
-        "interface only the balancer reaches). A string listens on every "
-        "interface unless it names one. Without --port, only these."
-    )  # (one line: --help rewraps; marked for the catalogs)
+    opt_listen.__doc__ = LISTEN_HELP
 
     # Read the port from a person: replaced in tests.
     _stdin = sys.stdin

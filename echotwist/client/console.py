@@ -33,6 +33,7 @@ from echotwist.client.options import MAX_BACKOFF, MAX_RECONNECTS, Options, fill_
 from echotwist.client.presets import PasswordSourceError, Presets, read_password
 from echotwist.client.profile import Profile, default_path, server_key
 from echotwist.client.protocol import ClientProtocol
+from echotwist.client.reconnect import Waiting
 from echotwist.client.stdio_console import Console
 from echotwist.client.terminal import Terminal
 from echotwist.i18n import _, install, language_in
@@ -330,55 +331,6 @@ class Client:
                 tries = 0  # it worked for a while: a new series of tries
             again = conversation.ending.may_reconnect
         return code
-
-
-class Waiting:
-    """
-    The console's listener between two connections: lines typed are not
-    sent (and said so), Ctrl-D or Ctrl-C stop trying.
-
-    @ivar code: the exit status if the person stopped it.
-    @ivar ended: whether the input ended meanwhile.
-    """
-
-    code = None
-    ended = False
-
-    def __init__(self, console):
-        self.console = console
-        self.lines = []
-        self._sleeping = None
-
-    def wait(self, reactor, delay):
-        """
-        @return: a L{Deferred} firing with true after C{delay} seconds, or
-            false at once if the person stops it.
-        """
-        self._sleeping = task.deferLater(reactor, delay, lambda: True)
-        self._sleeping.addErrback(
-            lambda failure: failure.trap(defer.CancelledError) and False
-        )
-        return self._sleeping
-
-    def line_received(self, line):
-        if self.console.interactive:
-            self.console.show(_("(not connected; that line was not sent)"))
-        else:
-            self.lines.append(line)  # a script's lines wait their turn
-
-    def input_ended(self):
-        self.ended = True
-        if self.console.interactive:
-            self._stop(EXIT_LOST)
-
-    def interrupted(self):
-        self.console.show(_("Interrupted."))
-        self._stop(EXIT_INTERRUPTED)
-
-    def _stop(self, code):
-        self.code = code
-        if self._sleeping is not None:
-            self._sleeping.cancel()
 
 
 class _Interrupt:
