@@ -650,3 +650,86 @@ class _LineRecorder:
 
     def input_ended(self):
         self.lines.append(None)
+
+
+class EndingTests(SynchronousTestCase):
+    """
+    Each way a session ends is one sentence, with its exit status.
+    """
+
+    def end(self, reason, *messages):
+        peer, console = FakePeer(), FakeConsole(interactive=True)
+        conversation = Conversation(
+            peer, console, Profile(self.mktemp()), KEY, KEY, True
+        )
+        for message in messages:
+            conversation.message_received(message)
+        conversation.connection_lost(Failure(reason))
+        return self.successResultOf(conversation.done), console.output
+
+    def test_losses(self):
+        """
+        Without a word from the server: reset, timed out, TLS failure, or
+        closed; status 1, and never Twisted's own wording.
+        """
+        from OpenSSL.SSL import Error as TLSError
+        from twisted.internet.error import ConnectionLost, TCPTimedOutError
+
+        for reason, sentence in [
+            (ConnectionLost(), f"The connection to {KEY} was reset."),
+            (TCPTimedOutError(), f"The connection to {KEY} timed out."),
+            (
+                TLSError([("SSL routines", "", "bad record mac")]),
+                f"The TLS session with {KEY} failed; the connection is closed.",
+            ),
+            (
+                ConnectionDone(),
+                f"The server at {KEY} closed the connection without a word.",
+            ),
+        ]:
+            code, shown = self.end(reason, welcome("echo"))
+            self.assertEqual((code, shown[-1]), (1, sentence))
+            self.assertNotIn("..", shown[-1])
+
+    def test_statuses_from_the_servers_reasons(self):
+        """
+        The server's last error says which status its ending gives: busy is
+        a refusal (4), too many wrong passwords a failed login (3), too
+        many refused messages after login a refusal (4).
+        """
+        bye = {"type": "bye", "text": "closing"}
+        busy = {"type": "error", "code": "busy", "text": "full"}
+        attempts = {"type": "error", "code": "too_many_attempts", "text": "x"}
+        greet = {"type": "greet", "name": "a", "known": True, "text": "Hi"}
+        self.assertEqual(self.end(ConnectionDone(), busy, bye)[0], 4)
+        self.assertEqual(self.end(ConnectionDone(), welcome(), attempts, bye)[0], 3)
+        self.assertEqual(
+            self.end(ConnectionDone(), welcome("echo"), greet, attempts, bye)[0], 4
+        )
+        code, shown = self.end(ConnectionDone(), welcome("echo"), bye)
+        self.assertEqual(
+            (code, shown[-1]), (1, "The server ended the session: closing")
+        )
+
+
+class HistoryTests(SynchronousTestCase):
+    def test_kept_private_and_bounded(self):
+        """
+        The history file is created 0600 in a 0700 folder, skips empty,
+        repeated and very long lines, and keeps the last lines only.
+        """
+        import os
+        import stat
+
+        from echotwist.client import history as h
+
+        path = os.path.join(self.mktemp(), "echolab", "history-x")
+        kept = h.History(path)
+        for line in ["one", "", "one", "x" * (h.MAX_LINE_CHARS + 1), "two"]:
+            kept.add(line)
+        self.assertEqual(h.History(path).lines, ["one", "two"])
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        for n in range(2 * h.MAX_LINES + 1):
+            kept.add(str(n))
+        self.assertEqual(len(h.History(path).lines), h.MAX_LINES)
+        self.assertEqual(h.History(path).lines[-1], str(2 * h.MAX_LINES))
