@@ -22,6 +22,7 @@ from echotwist.optionspec import (
     option_row,
     option_rows,
     translated_docs,
+    translated_usage,
 )
 from echotwist.settings import Settings
 from echotwist.throttle import Limits
@@ -141,6 +142,9 @@ class Options(usage.Options):
         self.docs = translated_docs(self.docs, self.optParameters)
         self.docs["port"] = self.docs["port"].format(port=DEFAULT_PORT)
         self.longdesc = _(self.longdesc)
+
+    def getUsage(self, width=None):
+        return translated_usage(super().getUsage(width))
 
     def opt_listen(self, description):
         """

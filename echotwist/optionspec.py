@@ -7,6 +7,7 @@ and forgotten in another.
 """
 
 import dataclasses
+import re
 
 from twisted.python import usage
 
@@ -111,6 +112,24 @@ def option_row(name, default, doc, parse=None, short=None):
 def one_line(text):
     """C{text} (a docstring) on one line, as the catalogs have it."""
     return " ".join(text.split())
+
+
+_DEFAULT = re.compile(r"\[default:(\s+)([^\]]*)\]")
+
+
+def translated_usage(text):
+    """
+    C{--help} (from L{usage.Options.getUsage}) with the words Twisted
+    adds to it, the C{Options:} heading and each C{[default: ...]}, in the
+    language in use.
+    """
+    text = re.sub(r"(?m)^Options:$", lambda found: _("Options:"), text)
+    return _DEFAULT.sub(
+        lambda found: _("[default:{space}{value}]").format(
+            space=found.group(1), value=found.group(2)
+        ),
+        text,
+    )
 
 
 def translated_docs(docs, rows):

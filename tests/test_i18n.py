@@ -283,6 +283,8 @@ class ServerLanguageTests(SynchronousTestCase):
         text = " ".join(result.stdout.split())
         self.assertIn("Обслуживать протокол echolab", text)
         self.assertIn("Должно быть целым числом, 1-1000.", text)
+        self.assertIn("Параметры:", result.stdout)
+        self.assertIn("[по умолчанию: 1024]", text)
         english = subprocess.run(
             [TWISTD, "echolab", "--lang", "en", "--help"],
             env=env,

@@ -12,7 +12,7 @@ from twisted.python import usage
 from echotwist import __version__, prompts
 from echotwist import messages as m
 from echotwist.i18n import N_, _, parse_language
-from echotwist.optionspec import one_line
+from echotwist.optionspec import one_line, translated_usage
 from echotwist.client.ending import exit_statuses
 
 DEFAULT_HOST = "localhost"
@@ -157,6 +157,9 @@ class Options(usage.Options):
         }
         self.synopsis = _(self.synopsis)
         self.longdesc = _(self.longdesc) + " " + exit_statuses()
+
+    def getUsage(self, width=None):
+        return translated_usage(super().getUsage(width))
 
     def opt_version(self):
         """
