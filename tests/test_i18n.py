@@ -256,12 +256,37 @@ class ServerLanguageTests(SynchronousTestCase):
             s.recv_message()  # the question again
             s.send_message({"type": "quit"})
             self.assertEqual(s.recv_message(), {"type": "bye", "text": "До свидания."})
+        second = subprocess.run(
+            [
+                TWISTD,
+                "--pidfile=",
+                "-n",
+                "echolab",
+                "--port",
+                "0",
+                "--lang",
+                "ru",
+                "--data-dir",
+                os.path.join(directory, "data"),
+            ],
+            cwd=directory,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=server_env(),
+            timeout=TIMEOUT,
+        )
+        self.assertEqual(second.returncode, 1)
+        self.assertIn(
+            "уже использует другой сервер echolab", second.stdout + second.stderr
+        )
         with open(
             os.path.join(directory, "data", "echolab.log"), encoding="utf-8"
         ) as f:
             log = f.read()
         self.assertIn("listening on 127.0.0.1:", log)
         self.assertNotIn("слушаю", log)
+        self.assertIn("another echolab server is using", log)
 
     def test_server_help_in_russian(self):
         """
