@@ -421,9 +421,7 @@ class ConversationTests(SynchronousTestCase):
         self.conversation.connection_lost(Failure(ConnectionDone()))
         self.assertEqual(self.successResultOf(self.conversation.done), 1)
         self.assertIn("error (timeout): timed out", self.console.output)
-        self.assertIn(
-            "The server ended the session: Timed out; closing.", self.console.output
-        )
+        self.assertIn("The server ended the session: timed out", self.console.output)
 
     def test_interrupted(self):
         """

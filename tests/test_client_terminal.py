@@ -147,7 +147,7 @@ class IncomingTests(EditorTestCase):
             self.t("error ({code}): {text}", code="timeout", text=self.t("timed out"))
         )
         shown = client.expect(
-            self.t("The server ended the session: {text}", text="Timed out; closing.")
+            self.t("The server ended the session: {text}", text=self.t("timed out"))
         )
         self.assertIn("> half a li", shown)
         rest = plain(client.child.read())

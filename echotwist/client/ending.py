@@ -10,6 +10,7 @@ from OpenSSL.SSL import Error as TLSError
 from twisted.internet import error
 from twisted.internet.defer import Deferred
 
+from echotwist.client.wording import ending_text
 from echotwist.i18n import _
 
 EXIT_OK = 0
@@ -141,6 +142,7 @@ class Ending:
             self.screen.show(_("bye: {text}").format(text=text))
             return
         self.screen.closed()  # no prompt is left above or below it
+        text = ending_text(self._error_code, text)
         self.screen.show(_("The server ended the session: {text}").format(text=text))
         code = _CODE_FOR_ERROR.get(self._error_code, EXIT_LOST)
         if code == EXIT_LOGIN_FAILED and self.authenticated:

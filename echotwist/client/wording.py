@@ -40,6 +40,17 @@ def error_text(code, server_text):
     return server_text
 
 
+def ending_text(code, server_text):
+    """
+    Why the server ended the session: the client's own words for the code
+    of the error it sent just before its C{bye}, if it knows the code,
+    else the C{bye}'s text.
+    """
+    if code in _ERRORS:
+        return _(_ERRORS[code])
+    return server_text
+
+
 def question_text(field, server_text):
     """
     The question the server asks with C{field}.
