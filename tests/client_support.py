@@ -29,15 +29,16 @@ def client_env(config_home, language="en"):
     """
     The environment for a client subprocess: no profile of the person
     running the tests is ever touched (XDG_CONFIG_HOME is C{config_home},
-    a directory of the test), the terminal is a plain one, and the locale
-    is C{language}'s, whatever the locale of the tests.
+    a directory of the test), the terminal is a VT100 (the line editor's
+    cursor moves are the tests' to strip, L{tests.test_client.plain}), and
+    the locale is C{language}'s, whatever the locale of the tests.
     """
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
     env.pop("LANGUAGE", None)
     env.update(
         {
-            "TERM": "dumb",
+            "TERM": "vt100",
             "XDG_CONFIG_HOME": os.path.abspath(config_home),
             "LC_ALL": LOCALES[language],
         }

@@ -224,3 +224,27 @@ class RussianIncomingTests(IncomingTests):
 
 class RussianEndingTests(EndingTests):
     language = "ru"
+
+
+class DumbTerminalTests(EditorTestCase):
+    mode = "echo"
+
+    def test_dumb_terminal_plain_lines(self):
+        """
+        On a terminal that cannot move its cursor (TERM=dumb) the client
+        reads whole lines, as before, and writes no control sequence.
+        """
+        from .client_support import client_env
+        from .test_client import Terminal
+
+        env = client_env(self.mktemp())
+        env["TERM"] = "dumb"
+        client = Terminal(self, "--host", "localhost", "--port", self.port, env=env)
+        self.terminals.append(client)
+        client.expect("> ")
+        client.type("plain line")
+        client.expect("echo: plain line")
+        client.expect("> ")
+        client.type("/quit")
+        self.assertEqual(client.finish(), 0)
+        self.assertNotIn("\x1b", client.transcript)

@@ -195,7 +195,9 @@ class Client:
             self.terminal,
             self.interactive,
             history,
-            editing=self.interactive and os.isatty(1),
+            editing=self.interactive
+            and os.isatty(1)
+            and os.environ.get("TERM") != "dumb",
         )
         console.start()
         conversation = self._converse(protocol, console)

@@ -93,7 +93,8 @@ class Console:
             line editor.
         @param editing: whether the line editor reads the terminal (by
             default when it is interactive); not when standard output is
-            not the terminal too, since its drawing would go elsewhere.
+            not the terminal too, since its drawing would go elsewhere, nor
+            on a C{dumb} terminal, which cannot move its cursor.
         """
         self.reactor = reactor
         self.terminal = terminal
