@@ -12,8 +12,12 @@ the person's, never cleared.
 
 from twisted.conch.recvline import HistoricRecvLine
 
-MAX_LINE_CHARS = 16 * 1024 * 1024
-"""A line longer than this is not even kept in memory."""
+MAX_LINE_CHARS = 4 * 1024 * 1024
+"""
+A line longer than this is not even kept in memory (it is refused when
+Enter ends it). Far above what a person types or pastes; a line is one
+list entry per character, a shared object for each ASCII one.
+"""
 
 
 def characters(text):
