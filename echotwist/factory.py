@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from echotwist import __version__
 from echotwist import messages as m
 from echotwist.addresses import is_loopback
+from echotwist.i18n import _
 from echotwist.protocol import ServerProtocol
 from echotwist.proxy import IClaimedAddress
 from echotwist.session import SESSIONS
@@ -164,6 +165,7 @@ class EchoFactory(ServerFactory):
         if not self.connections:
             return defer.succeed(None)
         self._all_closed = defer.Deferred()
+        goodbye = _("The server is shutting down.")
         for connection in list(self.connections):
-            connection.finish(m.bye("The server is shutting down."))
+            connection.finish(m.bye(goodbye))
         return self._all_closed

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from echotwist.i18n import N_
 from echotwist.prompts import format_address
 from echotwist.startup import StartupError
 
@@ -45,9 +46,17 @@ def listen_with_fallback(listen, factory, port, tries, interface, backlog):
             )
             error = e
     if last == port:
-        raise StartupError(f"cannot listen on {interface}:{port}: {error.socketError}")
+        raise StartupError(
+            N_("cannot listen on {interface}:{port}: {why}"),
+            interface=interface,
+            port=port,
+            why=error.socketError,
+        )
     raise StartupError(
-        f"cannot listen on {interface}: ports {port}-{last} are all taken"
+        N_("cannot listen on {interface}: ports {port}-{last} are all taken"),
+        interface=interface,
+        port=port,
+        last=last,
     )
 
 
@@ -214,7 +223,7 @@ class ListenerService(StreamServerEndpointService):
 
     def _listening(self, listening):
         self.listening = listening
-        self.announce(f"listening on {self.describe(listening)}")
+        self.announce(N_("listening on {where}"), where=self.describe(listening))
         self.listened.callback(listening)
         return listening
 
@@ -228,7 +237,9 @@ class ListenerService(StreamServerEndpointService):
         error = reason.value
         if self.name is not None and not isinstance(error, StartupError):
             error = StartupError(
-                f"cannot listen on {self.name}: {reason.getErrorMessage()}"
+                N_("cannot listen on {name}: {why}"),
+                name=self.name,
+                why=reason.getErrorMessage(),
             )
         if self._late:
             self.listened.errback(error)

@@ -14,7 +14,16 @@ from echotwist import prompts
 from echotwist.hashing import HashSettings
 from echotwist.listening import endpoint_from
 from echotwist.logbudget import ALLOWANCE
-from echotwist.optionspec import from_options, number, option_row, option_rows
+from echotwist.i18n import N_, _, install, language_in
+from echotwist.optionspec import (
+    LANGUAGE,
+    from_options,
+    number,
+    option_row,
+    option_rows,
+    translated_docs,
+    translated_usage,
+)
 from echotwist.settings import Settings
 from echotwist.throttle import Limits
 from echotwist.twistd_options import check_pidfile, logfile_option
@@ -23,6 +32,17 @@ DEFAULT_PORT = 9090
 # Relative, as the contract says: the data folder is found from where the
 # server (and echolab-admin) is started; both say the absolute path.
 DEFAULT_DATA_DIR = "echolab-data"
+
+LISTEN_HELP = N_(
+    "Also listen on a Twisted endpoint; repeatable. Examples: "
+    "--listen 'tcp6:9090:interface=\\:\\:1' (quoted, or a shell eats the "
+    "backslashes), ssl:9443:privateKey=key.pem:certKey=cert.pem, "
+    "unix:/run/echolab.sock, haproxy:tcp:9092:interface=127.0.0.1 (behind "
+    "a trusted load balancer sending PROXY headers; bind it to an "
+    "interface only the balancer reaches). A string listens on every "
+    "interface unless it names one. Without --port, only these."
+)
+"""The help of C{--listen}, on one line (--help rewraps it), for the catalogs."""
 _defaults = Settings()
 _limits = Limits()
 
@@ -34,7 +54,7 @@ class Options(usage.Options):
     """
 
     synopsis = "[options]"
-    longdesc = (
+    longdesc = N_(
         "Serve the echolab protocol (length-prefixed JSON over TCP) in echo, "
         "ident or auth mode. Service messages go to the log file; the console "
         "shows the port really listened on."
@@ -55,7 +75,7 @@ class Options(usage.Options):
             "port",
             None,
             "TCP port to listen on; 0 takes any free port [default: "
-            f"{DEFAULT_PORT}; asked for when not given on a terminal].",
+            "{port}; asked for when not given on a terminal].",
             prompts.parse_port,
             short="p",
         ),
@@ -105,6 +125,13 @@ class Options(usage.Options):
             "counted and summarised in one line.",
             number(int, 1, 1_000_000),
         ),
+        option_row(
+            "lang",
+            None,
+            "Language of the console and of the texts in replies: en or ru "
+            "[default: from LC_ALL, LC_MESSAGES or LANG]. The log stays in English.",
+            LANGUAGE,
+        ),
         *option_rows(Settings),
         *option_rows(HashSettings),
         *option_rows(Limits),
@@ -121,13 +148,24 @@ class Options(usage.Options):
         except usage.UsageError as e:
             if getattr(self, "parent", None) is None:
                 raise
-            sys.stderr.write(f"twistd echolab: {e} (see twistd echolab --help)\n")
+            sys.stderr.write(
+                f"twistd echolab: {e} " + _("(see twistd echolab --help)") + "\n"
+            )
             raise SystemExit(2) from None
 
     def __init__(self):
+        # The language is known before the options are parsed, so that
+        # --help and the errors are in it (--lang, else the locale).
+        install(language_in(sys.argv[1:]))
         super().__init__()
         self["listen"] = []
         self["raw-listen"] = []
+        self.docs = translated_docs(self.docs, self.optParameters)
+        self.docs["port"] = self.docs["port"].format(port=DEFAULT_PORT)
+        self.longdesc = _(self.longdesc)
+
+    def getUsage(self, width=None):
+        return translated_usage(super().getUsage(width))
 
     def opt_listen(self, description):
         """
@@ -141,7 +179,7 @@ class Options(usage.Options):
         """
         self["listen"].append(_checked_endpoint("listen", description))
 
-    opt_listen.__doc__ = " ".join(opt_listen.__doc__.split())  # (--help rewraps)
+    opt_listen.__doc__ = LISTEN_HELP
 
     def opt_raw_listen(self, description):
         """
@@ -161,6 +199,7 @@ class Options(usage.Options):
     _stdout = sys.stdout
 
     def postOptions(self):
+        install(self["lang"])
         twistd = getattr(self, "parent", None)
         if twistd is not None:
             check_pidfile(twistd.get("pidfile"))
@@ -209,10 +248,10 @@ class Options(usage.Options):
 
         try:
             return prompts.ask(
-                "Port to listen on", DEFAULT_PORT, prompts.parse_port, read, write
+                _("Port to listen on"), DEFAULT_PORT, prompts.parse_port, read, write
             )
         except (EOFError, KeyboardInterrupt):
-            self._stdout.write("\nNo port given; not starting.\n")
+            self._stdout.write("\n" + _("No port given; not starting.") + "\n")
             raise SystemExit(0) from None
 
     def settings(self):

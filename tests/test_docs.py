@@ -45,6 +45,8 @@ class DocsTests(SynchronousTestCase):
         """
         known = {row[0] for row in Options.optParameters + Options.optFlags}
         known.add("help")
+        client = console.Options
+        known |= {row[0] for row in client.optParameters + client.optFlags}
         other = {
             "config-settings",
             "pidfile",
