@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from echotwist import __version__
 from echotwist import messages as m
 from echotwist.addresses import is_loopback
-from echotwist.i18n import _
+from echotwist.i18n import N_, _
 from echotwist.protocol import ServerProtocol
 from echotwist.proxy import IClaimedAddress
 from echotwist.session import SESSIONS
@@ -81,11 +81,11 @@ class EchoFactory(ServerFactory):
         """
         settings = self.settings
         if self._full():
-            return "too many connections"
+            return N_("too many connections")
         address = connection.address
         crowded = self._per_address[address] >= settings.max_per_address
         if crowded and not on_this_machine(connection):
-            return "too many connections from your address"
+            return N_("too many connections from your address")
         self.connections.add(connection)
         self._per_address[address] += 1
         connection.counted = True

@@ -269,10 +269,11 @@ class FramedStepsTests(SynchronousTestCase):
         self.assertEqual(reply["code"], "too_large")
         self.assertEqual(HEADER.unpack(b"hell")[0], 1751477356)
 
-    def echolab_client(self, port, stdin, profile):
+    def echolab_client(self, port, stdin, profile, *options):
         return subprocess.run(
             [os.path.join(os.path.dirname(sys.executable), "echolab-client"),
-             "--host", "127.0.0.1", "--port", str(port), "--profile", profile],
+             "--host", "127.0.0.1", "--port", str(port), "--profile", profile,
+             *options],
             input=stdin,
             capture_output=True,
             text=True,
@@ -287,10 +288,16 @@ class FramedStepsTests(SynchronousTestCase):
         """
         server = Example(self, "modes_server.py", "0", "auth")
         profile = os.path.abspath(self.mktemp())
+        password = os.path.abspath(self.mktemp())
+        with open(password, "w", encoding="utf-8") as f:
+            f.write("correct horse battery\n")
         out = self.echolab_client(
-            server.port, "zoe\ncorrect horse battery\nhello\n", profile
+            server.port,
+            "hello\n",
+            profile,
+            *("--login", "zoe", "--password-file", password),
         )
-        self.assertIn("(auth mode)", out)
+        self.assertIn("(auth mode;", out)
         self.assertIn("Nice to meet you, zoe!", out)
         self.assertIn("echo: hello", out)
         out = self.echolab_client(server.port, "again\n", profile)
@@ -322,7 +329,7 @@ class FramedStepsTests(SynchronousTestCase):
             server = Example(self, name, "0")
             profile = os.path.abspath(self.mktemp())
             out = self.echolab_client(server.port, "bonjour\n", profile)
-            self.assertIn("(echo mode)", out, name)
+            self.assertIn("(echo mode;", out, name)
             self.assertIn("echo: bonjour", out, name)
 
     def test_example_clients_against_echolab(self):
