@@ -104,28 +104,6 @@ class Connection:
         self.sock = sock
         self.transcript = transcript
 
-    @classmethod
-    def open(cls, target, deadline, transcript, source=None):
-        """
-        Connect to C{target} (a L{Target}) and read its C{welcome}.
-
-        @param source: the local IP address to connect from, or L{None}.
-        @raise CheckFailed: if connecting fails or no welcome comes.
-        """
-        try:
-            sock = connect_socket(target, deadline, source)
-        except OSError as e:
-            transcript.got.append(f"connecting failed: {reason(e)}")
-            raise CheckFailed(
-                f"a connection to {target.where}", f"connecting failed: {reason(e)}"
-            ) from None
-        connection = cls(sock, transcript)
-        transcript.sent.append(
-            f"(connect to {target.where}" + (f" from {source})" if source else ")")
-        )
-        connection.welcome = connection.expect("welcome")
-        return connection
-
     def close(self):
         self.sock.close()
 
@@ -297,6 +275,29 @@ class Connection:
         """
         self.send_quit()
         self.expect_bye_and_close()
+
+
+def open_connection(target, deadline, transcript, source=None):
+    """
+    Connect to C{target} (a L{Target}) and read its C{welcome}.
+
+    @param source: the local IP address to connect from, or L{None}.
+    @rtype: L{Connection}
+    @raise CheckFailed: if connecting fails or no welcome comes.
+    """
+    try:
+        sock = connect_socket(target, deadline, source)
+    except OSError as e:
+        transcript.got.append(f"connecting failed: {reason(e)}")
+        raise CheckFailed(
+            f"a connection to {target.where}", f"connecting failed: {reason(e)}"
+        ) from None
+    connection = Connection(sock, transcript)
+    transcript.sent.append(
+        f"(connect to {target.where}" + (f" from {source})" if source else ")")
+    )
+    connection.welcome = connection.expect("welcome")
+    return connection
 
 
 _MISSING = object()

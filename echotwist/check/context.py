@@ -18,7 +18,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from echotwist.check.connection import CheckFailed, Connection, Skip, describe
+from echotwist.check.connection import CheckFailed, Skip, describe, open_connection
 from echotwist.check.sockets import TLSSocket
 from echotwist.prompts import format_address
 
@@ -181,7 +181,7 @@ class Context:
                 f"the run's allowance of {MAX_CONNECTIONS} connections was spent"
             )
         self.connections += 1
-        connection = Connection.open(
+        connection = open_connection(
             self.target, self.deadline, self.transcript, source or self.home
         )
         self._opened.append(connection)
