@@ -14,7 +14,8 @@ from echotwist import prompts
 from echotwist.hashing import HashSettings
 from echotwist.listening import endpoint_from
 from echotwist.logbudget import ALLOWANCE
-from echotwist.optionspec import from_options, number, option_row, option_rows
+from echotwist.logs import FORMATS
+from echotwist.optionspec import choice, from_options, number, option_row, option_rows
 from echotwist.settings import Settings
 from echotwist.throttle import Limits
 from echotwist.twistd_options import check_pidfile, logfile_option
@@ -22,6 +23,29 @@ from echotwist.twistd_options import check_pidfile, logfile_option
 DEFAULT_PORT = 9090
 _defaults = Settings()
 _limits = Limits()
+
+
+def _rotate_bytes(text):
+    """
+    C{--log-rotate-bytes}: 0, or a size of at least 1000 bytes.
+    """
+    return 0 if text.strip() == "0" else _LOG_SIZE(text)
+
+
+_LOG_SIZE = number(int, 1000)
+_rotate_bytes.doc = "Must be 0 or a whole number, at least 1000."
+
+
+def _endpoint_string(text):
+    """
+    A server endpoint string, checked now (a bad one is a usage error, not
+    a failed start).
+    """
+    try:
+        endpoint_from(None, text)
+    except Exception as e:
+        raise ValueError(str(e)) from None
+    return text
 
 
 class Options(usage.Options):
@@ -75,8 +99,9 @@ class Options(usage.Options):
         option_row(
             "log-rotate-bytes",
             10_000_000,
-            "Rotate the log at this size.",
-            number(int, 1000),
+            "Rotate the log at this size; 0: never (for logrotate, which "
+            "moves the file and sends SIGUSR1 to have it reopened).",
+            _rotate_bytes,
         ),
         option_row("log-keep", 10, "Rotated log files to keep.", number(int, 1, 1000)),
         option_row(
@@ -85,6 +110,21 @@ class Options(usage.Options):
             "Log lines about one client address per minute; the rest are "
             "counted and summarised in one line.",
             number(int, 1, 1_000_000),
+        ),
+        option_row(
+            "log-format",
+            "text",
+            "text (lines for people) or json (twisted.logger's JSON, one "
+            "object a line, for log shippers).",
+            choice(*FORMATS),
+        ),
+        option_row(
+            "metrics",
+            None,
+            "Serve Prometheus metrics at /metrics and a health check at "
+            "/healthz on this Twisted endpoint, e.g. tcp:9100:interface=127.0.0.1 "
+            "[default: off].",
+            _endpoint_string,
         ),
         *option_rows(Settings),
         *option_rows(HashSettings),
