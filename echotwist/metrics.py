@@ -5,26 +5,25 @@ the small web site that serves them at C{/metrics} (prometheus_client's
 Twisted resource) with C{/healthz} (L{echotwist.health}).
 
 Costs. Without C{--metrics} nothing here is loaded, and the factory builds
-plain connections. With it, the factory builds metered ones (subclasses
-made per server by L{metered_classes}): they count bytes per read and the
-frames they write per write (their replies are gathered into one write
-per read), keeping plain integers in a L{Tally} that is turned into
-Prometheus samples only when scraped. Only C{messages in} is counted per
-message, one integer added. Logins, hashes and store writes, which cost
-milliseconds each, go to prometheus_client's own counters and histograms.
+plain connections. With it, the factory builds metered ones
+(L{echotwist.metering}), which keep plain integers that are turned into
+Prometheus samples only when scraped (L{ServerCollector}). Logins, hashes
+and store writes, which cost milliseconds each, go to prometheus_client's
+own counters and histograms, through the observer interface
+(L{echotwist.observer}).
 """
 
 import time
 
 from prometheus_client import (
     CollectorRegistry,
-    disable_created_metrics,
     Counter,
     Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -35,184 +34,18 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 from zope.interface import implementer
 
-from echotwist import messages as m
 from echotwist import observer as seen
-from echotwist.flow import BUSY
 from echotwist.health import Health, StoreProbe
 from echotwist.listening import ListenerService, endpoint_from
-from echotwist.output import Output
+from echotwist.metering import Tally, metered_classes
 from echotwist.prompts import format_address
-from echotwist.protocol import ServerProtocol
 from echotwist.store import Database
-from echotwist.wire import HEADER_SIZE
-
-ERROR_CODES = (
-    m.BAD_MESSAGE,
-    m.BAD_STATE,
-    m.BAD_VALUE,
-    m.BAD_TOKEN,
-    m.BAD_PASSWORD,
-    m.WEAK_PASSWORD,
-    m.TOO_MANY_ATTEMPTS,
-    m.RATE_LIMITED,
-    m.TOO_LARGE,
-    m.TIMEOUT,
-    m.BUSY,
-    m.SERVER_ERROR,
-)
-
-WHOLE_BELOW = 2048
-"""
-L{Output} gathers a payload under this size joined to its header (a whole
-frame in one piece), and a larger one as two pieces. So gathered pieces
-that add up to less than this are whole frames, one each.
-"""
 
 # The *_created samples say when the process started, which
 # process_start_time_seconds says already.
 disable_created_metrics()
 
 LAG_INTERVAL = 0.5  # seconds between two reactor lag measurements
-
-
-class Tally:
-    """
-    Counts kept as plain integers by the reactor's thread (an addition is
-    all a count costs it), read when scraped on prometheus_client's thread.
-    """
-
-    __slots__ = (
-        "connections",
-        "refused",
-        "bytes_in",
-        "bytes_out",
-        "messages_in",
-        "messages_out",
-        "errors",
-    )
-
-    def __init__(self):
-        self.connections = self.refused = 0
-        self.bytes_in = self.bytes_out = self.messages_in = self.messages_out = 0
-        self.errors = dict.fromkeys(ERROR_CODES, 0)
-
-
-class CountedEchoes:
-    """
-    The echoes of a C{say} with C{repeat}, counted as they are written.
-    """
-
-    __slots__ = ("_echoes", "_tally")
-
-    def __init__(self, echoes, tally):
-        self._echoes = echoes
-        self._tally = tally
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        payload = next(self._echoes)
-        self._tally.messages_out += 1
-        self._tally.bytes_out += HEADER_SIZE + len(payload)
-        return payload
-
-
-class MeteredOutput(Output):
-    """
-    An L{Output} counting the frames and bytes it writes, and the errors
-    it sends by code. A read's replies are gathered and written at once
-    (L{flush}): they are counted there, per read. (C{send_echoes} with one
-    echo, the hot path, always gathers: a C{say} is only handled inside a
-    read.)
-    """
-
-    __slots__ = ()
-    tally = None  # set per server (metered_classes)
-
-    def send(self, message):
-        if message["type"] == "error":
-            errors, code = self.tally.errors, message["code"]
-            errors[code] = errors.get(code, 0) + 1
-        Output.send(self, message)
-
-    def send_payload(self, payload):
-        if self.gathered is None and not self._flow.holds & BUSY:  # written now
-            self.tally.messages_out += 1
-            self.tally.bytes_out += HEADER_SIZE + len(payload)
-        Output.send_payload(self, payload)
-
-    def flush(self):
-        out = self.gathered
-        if out:
-            tally = self.tally
-            if len(out) == 1:  # one whole frame
-                tally.messages_out += 1
-                tally.bytes_out += len(out[0])
-            elif len(out[0]) != HEADER_SIZE and len(out[-1]) < WHOLE_BELOW:
-                # Small replies, the usual batch: joined (one piece for the
-                # socket) and measured whole, rather than piece by piece.
-                joined = b"".join(out)
-                tally.bytes_out += len(joined)
-                tally.messages_out += (
-                    len(out) if len(joined) < WHOLE_BELOW else _frames(out)
-                )
-                self.gathered = [joined]
-            else:
-                tally.bytes_out += sum(map(len, out))
-                tally.messages_out += _frames(out)
-        Output.flush(self)
-
-    def _write_echoes(self):
-        if type(self._echoes) is not CountedEchoes:
-            self._echoes = CountedEchoes(self._echoes, self.tally)
-        Output._write_echoes(self)
-
-
-def _frames(pieces):
-    """
-    How many frames gathered C{pieces} hold: each is a whole frame, or
-    the header or the payload of a large one (L{WHOLE_BELOW}).
-    """
-    return len(pieces) - list(map(len, pieces)).count(HEADER_SIZE)
-
-
-class MeteredProtocol(ServerProtocol):
-    """
-    A L{ServerProtocol} counting connections, refusals and bytes in.
-    """
-
-    tally = None  # set per server (metered_classes)
-
-    def connectionMade(self):
-        self.tally.connections += 1
-        ServerProtocol.connectionMade(self)
-        if not self.counted:  # refused: too many connections
-            self.tally.refused += 1
-
-    def dataReceived(self, data):
-        self.tally.bytes_in += len(data)
-        ServerProtocol.dataReceived(self, data)
-
-
-def metered_classes(tally):
-    """
-    The connection class of a server whose counts go to C{tally}.
-    """
-
-    def counted(received=ServerProtocol.stringReceived):
-        def stringReceived(self, payload):
-            tally.messages_in += 1
-            received(self, payload)
-
-        return stringReceived
-
-    output = type("MeteredOutput", (MeteredOutput,), {"__slots__": (), "tally": tally})
-    return type(
-        "MeteredProtocol",
-        (MeteredProtocol,),
-        {"tally": tally, "output_class": output, "stringReceived": counted()},
-    )
 
 
 class TimedWrites(Database):
@@ -306,6 +139,25 @@ def describe_metrics_port(listening):
     return f"{where} for metrics (/metrics, /healthz)"
 
 
+_HISTOGRAMS = [
+    (
+        "echolab_hash_duration_seconds",
+        "Seconds a password hash or check took on its thread.",
+        (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    ),
+    (
+        "echolab_store_write_duration_seconds",
+        "Seconds from a store write's call to its commit.",
+        (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
+    ),
+    (
+        "echolab_reactor_lag_seconds",
+        f"How late a timer due every {LAG_INTERVAL} s ran.",
+        (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+    ),
+]
+
+
 @implementer(seen.IServerObserver)
 class ServerMetrics(service.Service):
     """
@@ -333,33 +185,19 @@ class ServerMetrics(service.Service):
         for method in seen.METHODS:
             for result in seen.RESULTS:
                 self._logins.labels(method, result)
-        self._hash_seconds = Histogram(
-            "echolab_hash_duration_seconds",
-            "Seconds a password hash or check took on its thread.",
-            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=registry,
-        )
-        self._write_seconds = Histogram(
-            "echolab_store_write_duration_seconds",
-            "Seconds from a store write's call to its commit.",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 5),
-            registry=registry,
-        )
         self._write_failures = Counter(
             "echolab_store_write_failures",
             "Store writes that failed.",
-            registry=registry,
-        )
-        self._lag = Histogram(
-            "echolab_reactor_lag_seconds",
-            f"How late a timer due every {LAG_INTERVAL} s ran.",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=registry,
         )
         self._last_lag = Gauge(
             "echolab_reactor_last_lag_seconds",
             "How late the last reactor lag measurement ran.",
             registry=registry,
+        )
+        self._hash_seconds, self._write_seconds, self._lag = (
+            Histogram(name, doc, buckets=buckets, registry=registry)
+            for name, doc, buckets in _HISTOGRAMS
         )
         self._ticker = LoopingCall.withCount(self._tick)
         self._ticker.clock = reactor

@@ -145,7 +145,7 @@ def start_lines(options, mode):
     rotation = (
         f"rotated at {options['log-rotate-bytes']} bytes, {options['log-keep']} kept"
         if options["log-rotate-bytes"]
-        else "reopened on SIGUSR1 (rotated by an external tool)"
+        else "reopened on SIGUSR1, rotated by an external tool"
     )
     return [
         f"echolab {__version__} starting: {mode} mode, data folder "

@@ -11,7 +11,8 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import observer as seen
-from echotwist.metrics import LAG_INTERVAL, WHOLE_BELOW, ServerMetrics
+from echotwist.metering import WHOLE_BELOW
+from echotwist.metrics import LAG_INTERVAL, ServerMetrics
 from echotwist.protocol import ServerProtocol
 from echotwist.wire import HEADER_SIZE, split_frames
 from tests.helpers import Conversation, frame, make_factory

@@ -306,7 +306,8 @@ class LogProcessTests(SynchronousTestCase):
             "tcp:0:interface=127.0.0.1",
         )
         server._read_line(30)
-        server.stop()
+        server.connect().close()  # (once it serves, SIGTERM stops it cleanly)
+        self.assertEqual(server.stop()[0], 0)
         data = os.path.join(server.cwd, "here")
         with open(os.path.join(data, "echolab.log")) as f:
             lines = [line.split(" ", 2)[2] for line in f.read().splitlines()]
@@ -330,6 +331,35 @@ class LogProcessTests(SynchronousTestCase):
         )
         listening = [line for line in lines[first + 3 :] if "listening on" in line]
         self.assertEqual(len(listening), 2)
+
+
+class UpgradeTests(SynchronousTestCase):
+    def test_newer_schema_refused(self):
+        """
+        A database from a newer echolab (a higher schema version) is refused
+        at start: one line naming both versions, exit status 1, the
+        database left as it was.
+        """
+        from echotwist.store import SCHEMA_VERSION
+
+        cwd = os.path.abspath(self.mktemp())
+        data = os.path.join(cwd, "echolab-data")
+        os.makedirs(data, mode=0o700)
+        path = os.path.join(data, "echolab.db")
+        db = sqlite3.connect(path)
+        db.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+        db.close()
+        server = Server(self, "--port", "0", "--mode", "auth", cwd=cwd)
+        code, out, err = server.stop()
+        self.assertEqual(code, 1)
+        self.assertEqual(err.count("\n"), 1, err)
+        self.assertTrue(err.startswith(f"echolab: {path}"), err)
+        for words in (f"{SCHEMA_VERSION + 1}", f"{SCHEMA_VERSION}", "upgrade echolab"):
+            self.assertIn(words, err)
+        db = sqlite3.connect(path)
+        self.addCleanup(db.close)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        self.assertEqual(version, SCHEMA_VERSION + 1)
 
 
 class SystemdUnitTests(SynchronousTestCase):
