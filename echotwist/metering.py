@@ -174,8 +174,16 @@ def metered_classes(tally):
         return stringReceived
 
     output = type("MeteredOutput", (MeteredOutput,), {"__slots__": (), "tally": tally})
+    # Named as the plain class, in its module: the connection's log lines
+    # (whose namespace is the class's) are the same with metrics or without.
     return type(
-        "MeteredProtocol",
+        ServerProtocol.__name__,
         (MeteredProtocol,),
-        {"tally": tally, "output_class": output, "stringReceived": counted()},
+        {
+            "__module__": ServerProtocol.__module__,
+            "__qualname__": "MeteredProtocol",
+            "tally": tally,
+            "output_class": output,
+            "stringReceived": counted(),
+        },
     )

@@ -290,3 +290,20 @@ class TimedWritesTests(SynchronousTestCase):
         self.assertIsInstance(
             database.write(("INSERT INTO t VALUES (1)", ())), defer.Deferred
         )
+
+
+class LogNamespaceTests(SynchronousTestCase):
+    def test_same_namespace(self):
+        """
+        A metered connection logs in the plain connection's namespace, so
+        log filters match with metrics on or off.
+        """
+        factory, _ = metered(self)
+        events = []
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        Conversation(factory)
+        namespaces = {e["log_namespace"] for e in events if "peer" in e}
+        self.assertEqual(namespaces, {"echotwist.protocol.ServerProtocol"})
