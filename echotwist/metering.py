@@ -7,8 +7,9 @@ without metrics builds and runs the plain classes, unchanged.
 
 They count per read rather than per message where they can: bytes in per
 read, and the frames and bytes out per write (a read's replies are
-gathered into one write). Only frames in are counted one by one, an
-integer added each. The counts are plain integers in a L{Tally}, which the
+gathered into one write). Only messages in are counted one by one, an
+integer added in the session's C{handle}, which each message goes through
+anyway (L{metered_session}). The counts are plain integers in a L{Tally}, which the
 reactor's thread adds to and a scrape reads (L{echotwist.metrics}).
 """
 
@@ -165,25 +166,41 @@ def metered_classes(tally):
     """
     The connection class of a server whose counts go to C{tally}.
     """
-
-    def counted(received=ServerProtocol.stringReceived):
-        def stringReceived(self, payload):
-            tally.messages_in += 1
-            received(self, payload)
-
-        return stringReceived
-
     output = type("MeteredOutput", (MeteredOutput,), {"__slots__": (), "tally": tally})
-    # Named as the plain class, in its module: the connection's log lines
-    # (whose namespace is the class's) are the same with metrics or without.
-    return type(
-        ServerProtocol.__name__,
-        (MeteredProtocol,),
-        {
-            "__module__": ServerProtocol.__module__,
-            "__qualname__": "MeteredProtocol",
-            "tally": tally,
-            "output_class": output,
-            "stringReceived": counted(),
-        },
+    return _like(ServerProtocol, MeteredProtocol, tally=tally, output_class=output)
+
+
+def metered_session(session_class, tally):
+    """
+    A session class like C{session_class} that counts the messages it is
+    given in C{tally}: each is handled (L{Session.handle}), or refused as
+    C{bad_message} when it could not be decoded.
+
+    Counting here rather than around the connection's C{stringReceived}
+    costs one addition per message: C{handle} is called for each message
+    anyway, and this one does what the plain one does (one line) besides
+    counting, instead of calling it.
+    """
+
+    def handle(self, message):
+        tally.messages_in += 1
+        return self._handlers[type(message)](self, message)
+
+    def refuse(self, code, text):
+        if code == m.BAD_MESSAGE:  # (never handled: it could not be decoded)
+            tally.messages_in += 1
+        return session_class.refuse(self, code, text)
+
+    return _like(session_class, session_class, handle=handle, refuse=refuse)
+
+
+def _like(plain, base, **members):
+    """
+    A subclass of C{base} with C{members}, named as the C{plain} class, in
+    its module: the log lines of the plain class's instances (whose
+    namespace is their class's) are the same with metrics or without.
+    """
+    members.update(
+        __module__=plain.__module__, __qualname__=f"metered {plain.__name__}"
     )
+    return type(plain.__name__, (base,), members)

@@ -37,7 +37,7 @@ from zope.interface import implementer
 from echotwist import observer as seen
 from echotwist.health import Health, StoreProbe
 from echotwist.listening import ListenerService, endpoint_from
-from echotwist.metering import Tally, metered_classes
+from echotwist.metering import Tally, metered_classes, metered_session
 from echotwist.prompts import format_address
 from echotwist.store import Database
 
@@ -207,6 +207,7 @@ class ServerMetrics(service.Service):
         Count what C{factory}'s connections, C{hasher} and C{accounts} do.
         """
         factory.protocol = self.protocol
+        factory.session_class = metered_session(factory.session_class, self.tally)
         for observed in (hasher, accounts):
             if observed is not None:
                 observed.observer = self
