@@ -86,7 +86,7 @@ class ServerProtocol(FrameReceiver):
     handshaking = False
     _work = None  # the Deferred of the message being worked on
     # What writes the connection's frames: a class, so that metered
-    # connections (echotwist.metrics) count them with no cost to these.
+    # connections (echotwist.metering) count them at no cost to these.
     output_class = Output
 
     # ISessionPeer: finish and address are the connection's own; send and
