@@ -7,9 +7,9 @@ without metrics builds and runs the plain classes, unchanged.
 
 They count per read rather than per message where they can: bytes in per
 read, and the frames and bytes out per write (a read's replies are
-gathered into one write). Only messages in are counted one by one, an
-integer added in the session's C{handle}, which each message goes through
-anyway (L{metered_session}). The counts are plain integers in a L{Tally}, which the
+gathered into one write). Only messages in are counted one by one, by
+the session, in a small integer that the connection adds to the tally
+after each read (L{metered_session}). The counts are plain integers in a L{Tally}, which the
 reactor's thread adds to and a scrape reads (L{echotwist.metrics}).
 """
 
@@ -160,6 +160,21 @@ class MeteredProtocol(ServerProtocol):
     def dataReceived(self, data):
         self.tally.bytes_in += len(data)
         ServerProtocol.dataReceived(self, data)
+        self._count_messages(self.session)
+
+    def connectionLost(self, reason):
+        session = self.session
+        ServerProtocol.connectionLost(self, reason)
+        self._count_messages(session)
+
+    def _count_messages(self, session):
+        """
+        Add the messages C{session} was given since the last time (during
+        this read) to the tally (L{metered_session}).
+        """
+        if session is not None and session.messages:
+            self.tally.messages_in += session.messages
+            session.messages = 0
 
 
 def metered_classes(tally):
@@ -170,28 +185,36 @@ def metered_classes(tally):
     return _like(ServerProtocol, MeteredProtocol, tally=tally, output_class=output)
 
 
-def metered_session(session_class, tally):
+def metered_session(session_class):
     """
     A session class like C{session_class} that counts the messages it is
-    given in C{tally}: each is handled (L{Session.handle}), or refused as
-    C{bad_message} when it could not be decoded.
+    given in its C{messages}: each is handled (L{Session.handle}), or
+    refused as C{bad_message} when it could not be decoded. The connection
+    (L{MeteredProtocol}) adds them to the tally after each read.
 
-    Counting here rather than around the connection's C{stringReceived}
-    costs one addition per message: C{handle} is called for each message
-    anyway, and this one does what the plain one does (one line) besides
-    counting, instead of calling it.
+    Why so: C{handle} is called for each message anyway, and this one does
+    what the plain one does (one line) besides counting, instead of
+    calling it; and a count that stays small costs no allocation (CPython
+    keeps its small integers), where adding 1 to a large total makes a new
+    integer every time.
     """
 
+    def __init__(self, peer, server):
+        session_class.__init__(self, peer, server)
+        self.messages = 0  # (an attribute of its own from the start: faster)
+
     def handle(self, message):
-        tally.messages_in += 1
+        self.messages += 1
         return self._handlers[type(message)](self, message)
 
     def refuse(self, code, text):
         if code == m.BAD_MESSAGE:  # (never handled: it could not be decoded)
-            tally.messages_in += 1
+            self.messages += 1
         return session_class.refuse(self, code, text)
 
-    return _like(session_class, session_class, handle=handle, refuse=refuse)
+    return _like(
+        session_class, session_class, __init__=__init__, handle=handle, refuse=refuse
+    )
 
 
 def _like(plain, base, **members):

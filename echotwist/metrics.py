@@ -207,7 +207,7 @@ class ServerMetrics(service.Service):
         Count what C{factory}'s connections, C{hasher} and C{accounts} do.
         """
         factory.protocol = self.protocol
-        factory.session_class = metered_session(factory.session_class, self.tally)
+        factory.session_class = metered_session(factory.session_class)
         for observed in (hasher, accounts):
             if observed is not None:
                 observed.observer = self
