@@ -21,10 +21,8 @@ from twisted.cred.error import UnauthorizedLogin
 from twisted.cred.portal import IRealm, Portal
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from echotwist import observer as seen
 from echotwist import passwords
 from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
 from echotwist.store import LoginTaken
@@ -202,13 +200,9 @@ class Accounts:
     Every attempt is counted by the throttle before it is checked.
     Failures and successes are logged with the client address; passwords
     and tokens never are.
-
-    @ivar observer: told of every login attempt's result
-        (L{echotwist.observer.IServerObserver}).
     """
 
     log = Logger()
-    observer = seen.NO_OBSERVER
 
     def __init__(self, credentials, hasher, throttle, clock, token_ttl):
         self._credentials = credentials
@@ -261,7 +255,6 @@ class Accounts:
             throttle.start_password(login, address)
         except RateLimited as e:
             self._log_refusal(e, f"throttled password login for {login}", address)
-            self.observer.login(seen.PASSWORD, seen.RATE_LIMITED)
             return defer.fail(e)
         creds = PasswordAttempt(
             login.encode("utf-8"), password.encode("utf-8"), throttle.key(address)
@@ -271,7 +264,6 @@ class Accounts:
         def accepted(result):
             registered = result[1].login
             throttle.finish_password(login, address, matched=True)
-            self.observer.login(seen.PASSWORD, seen.OK)
             self.log.info(
                 "{login} logged in with a password from {address}",
                 login=registered,
@@ -283,16 +275,13 @@ class Accounts:
         def refused(failure):
             if failure.check(UnauthorizedLogin):
                 text = "wrong password for {login} from {address}"
-                self.observer.login(seen.PASSWORD, seen.REFUSED)
             elif failure.check(defer.CancelledError):
                 # The client hung up before the verdict: counted as a
                 # failure, or guessing and hanging up would keep the
                 # hashing threads busy where no throttle sees it.
                 text = "password check for {login} abandoned by {address}"
-                self.observer.login(seen.PASSWORD, seen.ABANDONED)
             else:  # never checked (the hashing queue was full): no failure
                 throttle.finish_password(login, address, matched=None)
-                self._observe_unchecked(seen.PASSWORD, failure)
                 return failure
             throttle.finish_password(login, address, matched=False)
             self.log.warn(text, login=login, address=address, client=address)
@@ -312,13 +301,11 @@ class Accounts:
             self._throttle.start_token(address, refused_before)
         except RateLimited as e:
             self._log_refusal(e, "throttled token login", address)
-            self.observer.login(seen.TOKEN, seen.RATE_LIMITED)
             return defer.fail(e)
         d = self.portal.login(TokenCredentials(token), None, IAccount)
 
         def accepted(result):
             registered = result[1].login
-            self.observer.login(seen.TOKEN, seen.OK)
             self.log.info(
                 "{login} logged in with a token from {address}",
                 login=registered,
@@ -329,7 +316,6 @@ class Accounts:
 
         def refused(failure):
             failure.trap(UnauthorizedLogin)
-            self.observer.login(seen.TOKEN, seen.REFUSED)
             self._throttle.token_refused(address)
             self.log.warn(
                 "refused token from {address}", address=address, client=address
@@ -351,18 +337,12 @@ class Accounts:
             self._throttle.start_registration(address)
         except RateLimited as e:
             self._log_refusal(e, f"refused registration of {login}", address)
-            self.observer.login(seen.REGISTRATION, seen.RATE_LIMITED)
             raise
-        try:
-            hashed = yield self._hasher.hash(password, self._throttle.key(address))
-        except Exception:
-            self._observe_unchecked(seen.REGISTRATION, Failure())
-            raise
+        hashed = yield self._hasher.hash(password, self._throttle.key(address))
         token = IssuedToken.new(self._clock.seconds(), self._token_ttl)
         try:
             yield self._credentials.add_user(login, hashed, token.digest, token.expires)
         except LoginTaken:
-            self.observer.login(seen.REGISTRATION, seen.TAKEN)
             self.log.info(
                 "{login} was registered by another connection first ({address})",
                 login=login,
@@ -370,7 +350,6 @@ class Accounts:
                 client=address,
             )
             raise
-        self.observer.login(seen.REGISTRATION, seen.OK)
         self.log.info(
             "registered {login} from {address}",
             login=login,
@@ -378,16 +357,6 @@ class Accounts:
             client=address,
         )
         return LoggedIn(login, "register", token.digest, token)
-
-    def _observe_unchecked(self, method, failure):
-        """
-        Tell the observer of an attempt whose password was never checked:
-        too many hashes waited (L{RateLimited}), or the client hung up.
-        """
-        if failure.check(RateLimited):
-            self.observer.login(method, seen.RATE_LIMITED)
-        elif failure.check(defer.CancelledError):
-            self.observer.login(method, seen.ABANDONED)
 
     def _issue_token(self, login, via):
         """

@@ -28,6 +28,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from twisted.application import service
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import CancelledError
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -35,6 +37,7 @@ from twisted.web.server import Site
 from zope.interface import implementer
 
 from echotwist import observer as seen
+from echotwist.auth import Accounts, LoginTaken, RateLimited
 from echotwist.health import Health, StoreProbe
 from echotwist.listening import ListenerService, endpoint_from
 from echotwist.metering import Tally, metered_classes, metered_session
@@ -46,6 +49,46 @@ from echotwist.store import Database
 disable_created_metrics()
 
 LAG_INTERVAL = 0.5  # seconds between two reactor lag measurements
+
+
+class MeteredAccounts(Accounts):
+    """
+    L{Accounts} that tell their observer how each login attempt ended, from
+    the outcome of its L{Deferred}: L{echotwist.auth} itself is unchanged.
+    """
+
+    def __init__(self, *args, observer):
+        super().__init__(*args)
+        self.observer = observer
+
+    def login_with_password(self, *args):
+        d = Accounts.login_with_password(self, *args)
+        return d.addBoth(self._ended, seen.PASSWORD)
+
+    def login_with_token(self, *args, **kwargs):
+        d = Accounts.login_with_token(self, *args, **kwargs)
+        return d.addBoth(self._ended, seen.TOKEN)
+
+    def register(self, *args):
+        return Accounts.register(self, *args).addBoth(self._ended, seen.REGISTRATION)
+
+    def _ended(self, outcome, method):
+        if not isinstance(outcome, Failure):
+            self.observer.login(method, seen.OK)
+        else:
+            for kind, result in _LOGIN_FAILURES:
+                if outcome.check(kind):
+                    self.observer.login(method, result)
+                    break
+        return outcome
+
+
+_LOGIN_FAILURES = [
+    (UnauthorizedLogin, seen.REFUSED),
+    (RateLimited, seen.RATE_LIMITED),
+    (LoginTaken, seen.TAKEN),
+    (CancelledError, seen.ABANDONED),
+]
 
 
 class TimedWrites(Database):
@@ -202,16 +245,21 @@ class ServerMetrics(service.Service):
         self._ticker = LoopingCall.withCount(self._tick)
         self._ticker.clock = reactor
 
-    def watch(self, factory, hasher=None, accounts=None):
+    def watch(self, factory, hasher=None):
         """
-        Count what C{factory}'s connections, C{hasher} and C{accounts} do.
+        Count what C{factory}'s connections and C{hasher} do.
         """
         factory.protocol = self.protocol
         factory.session_class = metered_session(factory.session_class)
-        for observed in (hasher, accounts):
-            if observed is not None:
-                observed.observer = self
+        if hasher is not None:
+            hasher.observer = self
         self.registry.register(ServerCollector(self.tally, factory, hasher))
+
+    def accounts(self, *args):
+        """
+        The server's L{Accounts}, their logins counted (L{MeteredAccounts}).
+        """
+        return MeteredAccounts(*args, observer=self)
 
     def timed_database(self, *args):
         """

@@ -1,15 +1,15 @@
 # -*- test-case-name: tests.test_metrics -*-
 """
 What the server tells whoever watches it (the metrics, L{echotwist.metrics})
-about the few things that happen outside a connection's messages: logins,
-password hashes, store writes.
+about the few things that happen outside a connection's messages: how
+login attempts end, and how long password hashes take.
 
 Messages and bytes are not counted here: with metrics on, the factory
 builds metered connections (L{echotwist.metrics}), which count per read;
 with metrics off it builds the plain ones, whose code is unchanged, so
 the per-message cost of metrics is nil when they are off. The calls here
-happen once per login, hash or write (each costs milliseconds), so the
-observer that does nothing (L{NO_OBSERVER}) costs nothing worth measuring.
+happen once per login or hash (each costs milliseconds), so the observer
+that does nothing (L{NO_OBSERVER}) costs nothing worth measuring.
 """
 
 from zope.interface import Interface, implementer

@@ -89,7 +89,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
                 hashing.max_pending_per_client,
             )
             credentials = CredentialStore(database, reactor)
-            accounts = Accounts(
+            accounts = (Accounts if metrics is None else metrics.accounts)(
                 credentials,
                 hasher,
                 LoginThrottle(reactor, options.limits()),
@@ -118,7 +118,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             reactor, factory, description, options["backlog"], top.announce
         ).setServiceParent(top)
     if metrics is not None:
-        metrics.watch(factory, hasher, accounts)
+        metrics.watch(factory, hasher)
         listeners = [s for s in top if isinstance(s, ListenerService)]
         metrics.serve(top, options["metrics"], listeners, database)
     top.factory = factory

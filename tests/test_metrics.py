@@ -24,9 +24,11 @@ def metered(testcase, mode="echo", **overrides):
     L{ServerMetrics}.
     """
     clock = Clock()
-    factory = make_factory(testcase, mode, clock=clock, **overrides)
     metrics = ServerMetrics(clock, "9.9.9", mode)
-    metrics.watch(factory, accounts=factory.accounts)
+    factory = make_factory(
+        testcase, mode, clock=clock, accounts_class=metrics.accounts, **overrides
+    )
+    metrics.watch(factory)
     return factory, metrics
 
 
