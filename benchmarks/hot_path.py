@@ -5,7 +5,8 @@ of the cost echolab controls. Run: python benchmarks/hot_path.py
 
 Each scenario feeds reads shaped like the load generator's (one 64-byte
 say per read for ping-pong, 16 per read for pipelining, ...) to an echo
-mode ServerProtocol whose transport only counts bytes.
+mode ServerProtocol whose transport only counts bytes. With --metrics,
+the same with metrics on (docs/performance.md, "With metrics on").
 """
 
 import time
@@ -73,8 +74,13 @@ SCENARIOS = [
 ]
 
 
-def run(name, size, per_read, reads):
-    factory = EchoFactory(Settings(mode="echo"), Clock())
+def run(name, size, per_read, reads, metrics=False):
+    clock = Clock()
+    factory = EchoFactory(Settings(mode="echo"), clock)
+    if metrics:  # as --metrics makes it: metered connections and sessions
+        from echotwist.metrics import ServerMetrics
+
+        ServerMetrics(clock, "bench", "echo").watch(factory)
     protocol = factory.buildProtocol(None)
     transport = CountingTransport()
     protocol.makeConnection(transport)
@@ -97,5 +103,11 @@ def run(name, size, per_read, reads):
 
 
 if __name__ == "__main__":
-    for scenario in SCENARIOS:
-        run(*scenario)
+    import sys
+
+    # --metrics: the same with metrics on; --only N: the Nth scenario alone.
+    with_metrics = "--metrics" in sys.argv
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    for i, scenario in enumerate(SCENARIOS):
+        if only is None or int(only) == i:
+            run(*scenario, metrics=with_metrics)

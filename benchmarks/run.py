@@ -58,6 +58,9 @@ LISTENING = re.compile(rb"listening on \S+:(\d+)")
 SERVERS = {
     "echolab": dict(kind="python", modes={"echo", "auth"},
                     about="the project's server (twistd echolab)"),
+    "echolab_metrics": dict(kind="python", modes={"echo", "auth"}, echolab=True, opt_in=True,
+                            about="echolab with --metrics on (tcp:0 on loopback), "
+                                  "nothing scraping it"),
     "twisted_plain": dict(kind="python", modes={"echo"}, needs="twisted",
                           about="Twisted Int32StringReceiver + stdlib json"),
     "asyncio_streams": dict(kind="python", modes={"echo"},
@@ -78,12 +81,18 @@ SERVERS = {
 DEFAULT_REF = "asyncio_uvloop"
 
 
+def is_echolab(name):
+    """Whether server `name` is echolab itself (plain, or a variant of it)."""
+    return name == "echolab" or SERVERS[name].get("echolab", False)
+
+
 def server_command(name, ctx, mode, data_dir):
     """The argv that starts server `name` (before CPU pinning)."""
     py = ctx.peer_python
-    if name == "echolab":
+    if is_echolab(name):
+        metrics = ["--metrics", "tcp:0:interface=127.0.0.1"] if name == "echolab_metrics" else []
         return ctx.twistd + ["--pidfile=", "-n", "echolab", "--mode", mode,
-                             "--port", "0", "--data-dir", str(data_dir)] + ctx.echolab_args
+                             "--port", "0", "--data-dir", str(data_dir)] + metrics + ctx.echolab_args
     if name == "asyncio_uvloop":
         return [py, str(PEERS / "asyncio_protocol.py"), "--port", "0", "--uvloop"]
     if name == "c_epoll":
@@ -467,7 +476,7 @@ def scenario_auth(ctx, name):
                      "pwlogin": ctx.hash_flow_duration,
                      "tokenlogin": ctx.auth_duration}
         out = {}
-        checks = hash_check_times(ctx) if name == "echolab" else None
+        checks = hash_check_times(ctx) if is_echolab(name) else None
         for mode, duration in durations.items():
             res, _ = run_loadgen(ctx, mode, server.port, duration=duration, **flows)
             out[f"{mode}_per_s"] = res["flows_per_s"]
@@ -1055,7 +1064,8 @@ def main():
     for sc in scenarios:
         if sc not in SCENARIOS:
             sys.exit(f"run.py: unknown scenario {sc!r}; known: {', '.join(SCENARIOS)}")
-    wanted = args.servers.split(",") if args.servers else [n for n in SERVERS if n != "auth_stub"]
+    wanted = (args.servers.split(",") if args.servers else
+              [n for n in SERVERS if n != "auth_stub" and not SERVERS[n].get("opt_in")])
     for n in wanted:
         if n not in SERVERS:
             sys.exit(f"run.py: unknown server {n!r}; known: {', '.join(SERVERS)}")
@@ -1064,11 +1074,11 @@ def main():
     skipped = {}
     servers = []
     for name in wanted:
-        if name == "echolab":
+        if is_echolab(name):
             ok, why = echolab_available(ctx.twistd)
             if not ok:
                 skipped[name] = why
-                print(f"run.py: skipping echolab: {why}", file=sys.stderr)
+                print(f"run.py: skipping {name}: {why}", file=sys.stderr)
                 continue
         need = SERVERS[name].get("needs")
         if need and not python_has(ctx.peer_python, need):

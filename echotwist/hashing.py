@@ -17,6 +17,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from echotwist.observer import NO_OBSERVER
 from echotwist.optionspec import COUNT, choice, number, setting
 from echotwist.passwords import (
     DEFAULT_MEMORY_KIB,
@@ -171,9 +172,12 @@ class Hasher:
         CPU before the log says that logins are being held up.
     @ivar warn_every: seconds between two such warnings.
     @ivar queue: the L{BoundedWork} of hashes waiting and running.
+    @ivar observer: told how long each hash took on its thread
+        (L{echotwist.observer.IServerObserver}).
     """
 
     log = Logger()
+    observer = NO_OBSERVER
     starved_after = 1.0
     warn_every = 600.0
     _warned_at = None
@@ -249,12 +253,19 @@ class Hasher:
         Run one hash on the pool (L{BoundedWork} calls this when a thread
         is free).
         """
+        started = self._reactor.seconds()
         if self.priority != "idle":
-            return threads.deferToThreadPool(self._reactor, self._pool, function, *args)
-        d = threads.deferToThreadPool(
-            self._reactor, self._pool, _at_low_priority, function, *args
-        )
-        return d.addCallback(self._check_starved)
+            d = threads.deferToThreadPool(self._reactor, self._pool, function, *args)
+        else:
+            d = threads.deferToThreadPool(
+                self._reactor, self._pool, _at_low_priority, function, *args
+            )
+            d.addCallback(self._check_starved)
+        return d.addBoth(self._timed, started)
+
+    def _timed(self, result, started):
+        self.observer.hashed(self._reactor.seconds() - started)
+        return result
 
     def _check_starved(self, result_and_off_cpu):
         """

@@ -15,8 +15,10 @@ from echotwist.hashing import HashSettings
 from echotwist.listening import endpoint_from
 from echotwist.logbudget import ALLOWANCE
 from echotwist.i18n import N_, _, install, language_in
+from echotwist.logs import FORMATS
 from echotwist.optionspec import (
     LANGUAGE,
+    choice,
     from_options,
     number,
     option_row,
@@ -47,6 +49,125 @@ _defaults = Settings()
 _limits = Limits()
 
 
+def _rotate_bytes(text):
+    """
+    C{--log-rotate-bytes}: 0, or a size of at least 1000 bytes.
+    """
+    return 0 if text.strip() == "0" else _LOG_SIZE(text)
+
+
+_LOG_SIZE = number(int, 1000)
+_rotate_bytes.doc = "Must be 0 or a whole number, at least 1000."
+
+
+def _endpoint_string(text):
+    """
+    A server endpoint string, checked now (a bad one is a usage error, not
+    a failed start).
+    """
+    try:
+        endpoint_from(None, text)
+    except Exception as e:
+        raise ValueError(str(e)) from None
+    return text
+
+
+# The rows of twistd echolab's options: its own, then those generated from
+# the settings declared in echotwist.settings (optionspec).
+OPTION_FLAGS = [
+    [
+        "trace",
+        None,
+        "Log every frame in and out of each framed connection, decoded, "
+        "passwords and tokens redacted, mistakes explained (for "
+        "debugging a client: it writes a great deal).",
+    ],
+]
+
+OPTION_PARAMETERS = [
+    option_row(
+        "port",
+        None,
+        "TCP port to listen on; 0 takes any free port [default: "
+        "{port}; asked for when not given on a terminal].",
+        prompts.parse_port,
+        short="p",
+    ),
+    option_row(
+        "port-tries",
+        10,
+        "Ports to try from --port, the first included, when it is taken.",
+        number(int, 1, 1000),
+    ),
+    option_row(
+        "interface",
+        "127.0.0.1",
+        "IP address to listen on (IPv4 or IPv6).",
+        prompts.parse_interface,
+    ),
+    option_row(
+        "backlog",
+        1024,
+        "Listen backlog (pending connects), for --port "
+        "and for --listen strings that name none.",
+        number(int, 1, 65535),
+    ),
+    option_row(
+        "data-dir",
+        DEFAULT_DATA_DIR,
+        "Directory of the stores and the log, created with mode 0700.",
+        short="d",
+    ),
+    option_row("log-file", None, "Log file [default: echolab.log in --data-dir]."),
+    option_row(
+        "log-rotate-bytes",
+        10_000_000,
+        "Rotate the log at this size; 0: never (for logrotate, which "
+        "moves the file and sends SIGUSR1 to have it reopened).",
+        _rotate_bytes,
+    ),
+    option_row("log-keep", 10, "Rotated log files to keep.", number(int, 1, 1000)),
+    option_row(
+        "trace-file",
+        None,
+        "Write the --trace lines to this file (mode 0600, rotated as the "
+        "log) instead of the log; implies --trace.",
+    ),
+    option_row(
+        "log-client-lines",
+        ALLOWANCE,
+        "Log lines about one client address per minute; the rest are "
+        "counted and summarised in one line.",
+        number(int, 1, 1_000_000),
+    ),
+    option_row(
+        "lang",
+        None,
+        "Language of the console and of the texts in replies: en or ru "
+        "[default: from LC_ALL, LC_MESSAGES or LANG]. The log stays in English.",
+        LANGUAGE,
+    ),
+    option_row(
+        "log-format",
+        "text",
+        "text (lines for people) or json (twisted.logger's JSON, one "
+        "object a line, for log shippers).",
+        choice(*FORMATS),
+    ),
+    option_row(
+        "metrics",
+        None,
+        "Serve Prometheus metrics at /metrics and a health check at "
+        "/healthz on this Twisted endpoint, e.g. tcp:9100:interface=127.0.0.1 "
+        "[default: off].",
+        _endpoint_string,
+    ),
+    *option_rows(Settings),
+    *option_rows(HashSettings),
+    *option_rows(Limits),
+]
+
+
 class Options(usage.Options):
     """
     C{twistd echolab} options. Every limit has a default that suits a
@@ -60,82 +181,8 @@ class Options(usage.Options):
         "shows the port really listened on."
     )
 
-    optFlags = [
-        [
-            "trace",
-            None,
-            "Log every frame in and out of each framed connection, decoded, "
-            "passwords and tokens redacted, mistakes explained (for "
-            "debugging a client: it writes a great deal).",
-        ],
-    ]
-
-    optParameters = [
-        option_row(
-            "port",
-            None,
-            "TCP port to listen on; 0 takes any free port [default: "
-            "{port}; asked for when not given on a terminal].",
-            prompts.parse_port,
-            short="p",
-        ),
-        option_row(
-            "port-tries",
-            10,
-            "Ports to try from --port, the first included, when it is taken.",
-            number(int, 1, 1000),
-        ),
-        option_row(
-            "interface",
-            "127.0.0.1",
-            "IP address to listen on (IPv4 or IPv6).",
-            prompts.parse_interface,
-        ),
-        option_row(
-            "backlog",
-            1024,
-            "Listen backlog (pending connects), for --port "
-            "and for --listen strings that name none.",
-            number(int, 1, 65535),
-        ),
-        option_row(
-            "data-dir",
-            DEFAULT_DATA_DIR,
-            "Directory of the stores and the log, created with mode 0700.",
-            short="d",
-        ),
-        option_row("log-file", None, "Log file [default: echolab.log in --data-dir]."),
-        option_row(
-            "log-rotate-bytes",
-            10_000_000,
-            "Rotate the log at this size.",
-            number(int, 1000),
-        ),
-        option_row("log-keep", 10, "Rotated log files to keep.", number(int, 1, 1000)),
-        option_row(
-            "trace-file",
-            None,
-            "Write the --trace lines to this file (mode 0600, rotated as the "
-            "log) instead of the log; implies --trace.",
-        ),
-        option_row(
-            "log-client-lines",
-            ALLOWANCE,
-            "Log lines about one client address per minute; the rest are "
-            "counted and summarised in one line.",
-            number(int, 1, 1_000_000),
-        ),
-        option_row(
-            "lang",
-            None,
-            "Language of the console and of the texts in replies: en or ru "
-            "[default: from LC_ALL, LC_MESSAGES or LANG]. The log stays in English.",
-            LANGUAGE,
-        ),
-        *option_rows(Settings),
-        *option_rows(HashSettings),
-        *option_rows(Limits),
-    ]
+    optFlags = OPTION_FLAGS
+    optParameters = OPTION_PARAMETERS
 
     def parseOptions(self, options=None):
         """
@@ -203,6 +250,10 @@ class Options(usage.Options):
         twistd = getattr(self, "parent", None)
         if twistd is not None:
             check_pidfile(twistd.get("pidfile"))
+        if (self["trace"] or self["trace-file"]) and self["metrics"]:
+            raise usage.UsageError(
+                _("--trace is for debugging a client, not with --metrics")
+            )
         if self["port"] is None and not (self["listen"] or self["raw-listen"]):
             self["port"] = self._ask_port()
         self["data-dir"] = os.path.abspath(self["data-dir"])

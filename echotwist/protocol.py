@@ -87,6 +87,9 @@ class ServerProtocol(FrameReceiver):
     counted = False
     handshaking = False
     _work = None  # the Deferred of the message being worked on
+    # What writes the connection's frames: a class, so that metered
+    # connections (echotwist.metering) count them at no cost to these.
+    output_class = Output
 
     # ISessionPeer: finish and address are the connection's own; send and
     # send_echoes are its Output's, bound in connectionMade (a reply costs
@@ -104,7 +107,7 @@ class ServerProtocol(FrameReceiver):
         self.handshaking = ISSLTransport.providedBy(transport)
         self._deadlines = deadlines = Deadlines(settings, clock.seconds())
         self._flow = flow = Flow(self, transport, clock)
-        self._output = output = Output(
+        self._output = output = self.output_class(
             transport, flow, deadlines, clock, settings.linger
         )
         self.send, self.send_echoes = output.send, output.send_echoes

@@ -10,23 +10,15 @@ import fcntl
 import os
 import signal
 import sys
-import time
 
 from twisted.application import service
 from twisted.internet import defer
-from twisted.logger import (
-    ILogObserver,
-    Logger,
-    LogLevel,
-    eventAsText,
-    formatTime,
-)
-from twisted.python.logfile import LogFile
-from zope.interface import implementer
+from twisted.logger import ILogObserver, Logger
 
 from echotwist.i18n import N_, _
 from echotwist.listening import ListenerService
 from echotwist.logbudget import ClientLogBudget
+from echotwist.logs import ReopenOnSignal, open_log
 from echotwist.startup import (
     StartupError,
     console,
@@ -38,73 +30,6 @@ from echotwist.startup import (
 __all__ = ["ClientsService", "DataDirectoryLock", "EchoService", "StoresService"]
 
 log = Logger()
-
-
-@implementer(ILogObserver)
-class LogLines:
-    """
-    Write events of a level (info) and above as lines, as Twisted's text log
-    does: C{TIME [namespace#level] message}, with any traceback below.
-    Twisted's observer formats the time of every event, behind a filter
-    and a wrapper; this one formats it once a second, so the lines written
-    for every connection cost half as much.
-    """
-
-    def __init__(self, logfile, level=LogLevel.info):
-        self._file = logfile
-        self._level = level
-        self._second = None
-        self._stamp = ""
-
-    def __call__(self, event):
-        if event.get("log_level", LogLevel.info) < self._level:
-            return
-        second = int(event.get("log_time") or time.time())
-        if second != self._second:
-            self._second, self._stamp = second, formatTime(second)
-        text = _plain_event_text(event)
-        if text is None:
-            text = eventAsText(event, includeTimestamp=False)
-        if text:
-            text = text.replace("\n", "\n\t")  # continuation lines, as Twisted's
-            self._file.write(f"{self._stamp} {text}\n".encode("utf-8"))
-
-
-def _plain_event_text(event):
-    """
-    What C{eventAsText(event, includeTimestamp=False)} gives, for an event
-    with a plain text format and no failure, system or flattened fields (the
-    server's own lines); L{None} for any other event.
-
-    Twisted formats with a pure-Python C{string.Formatter} (to allow
-    C{"{method()}"} fields); C{str.format_map} does the rest of the same
-    syntax in C, which makes each connection's lines cheaper for the
-    reactor. A format it cannot do falls back to Twisted's.
-    """
-    format = event.get("log_format")
-    if type(format) is not str or not _PLAIN_EVENT.isdisjoint(event):
-        return None
-    try:
-        text = format.format_map(event)
-    except Exception:
-        return None
-    level = event.get("log_level")
-    level = "-" if level is None else level.name
-    return f"[{event.get('log_namespace', '-')}#{level}] {text}" if text else ""
-
-
-_PLAIN_EVENT = frozenset({"log_failure", "log_system", "log_flattened"})
-
-
-def open_log(path, rotate_bytes, keep):
-    """
-    An observer writing info and above to C{path} (mode 0600), rotated
-    when it reaches C{rotate_bytes}, keeping C{keep} old files.
-    """
-    logfile = LogFile.fromFullPath(
-        path, rotateLength=rotate_bytes, maxRotatedFiles=keep, defaultMode=0o600
-    )
-    return LogLines(logfile), logfile
 
 
 class EchoService(service.MultiService):
@@ -128,6 +53,8 @@ class EchoService(service.MultiService):
         console_out,
         console_err,
         daemon=False,
+        log_format="text",
+        start_lines=(),
     ):
         """
         @param client_lines: log lines about one client a minute (the
@@ -139,11 +66,16 @@ class EchoService(service.MultiService):
             server has started.
         @param daemon: twistd is about to daemonize this process (see
             L{leave_failures_to_the_daemon}).
+        @param log_format: C{"text"} or C{"json"} (L{echotwist.logs}).
+        @param start_lines: what the log says first at every start, before
+            the listening lines: version, mode, data folder, listeners,
+            store.
         """
         super().__init__()
         self.reactor = reactor
         self.log_path = log_path
-        self._rotate = rotate_bytes, keep
+        self._rotate = rotate_bytes, keep, log_format
+        self.start_lines = list(start_lines)
         self._client_lines = client_lines
         self._to_duplicate = [
             fd for fd, given in ((1, console_out), (2, console_err)) if given is None
@@ -154,6 +86,7 @@ class EchoService(service.MultiService):
         self._daemon = daemon
         self.logfile = None
         self.log_budget = None
+        self._reopener = None
         self._stopping = False
 
     def setServiceParent(self, parent):
@@ -161,6 +94,7 @@ class EchoService(service.MultiService):
         if hasattr(parent, "setComponent"):
             self._duplicate_console()
             observer, self.logfile = open_log(self.log_path, *self._rotate)
+            self._reopener = ReopenOnSignal(self.logfile, self.reactor, log)
             self.log_budget = ClientLogBudget(
                 observer, self.reactor, allowance=self._client_lines
             )
@@ -177,6 +111,8 @@ class EchoService(service.MultiService):
         exceptions, and its daemon's parent would wait for a status forever.
         """
         service.Service.privilegedStartService(self)
+        for line in self.start_lines:
+            log.info("{line}", line=line)
         started = []
         try:
             for child in self:
@@ -267,12 +203,16 @@ class EchoService(service.MultiService):
 
     def _take_stop_signals(self):
         """
+        Reopen the log file on SIGUSR1 (L{ReopenOnSignal}).
+
         Stop on SIGTERM and SIGINT with exit status 0. twistd's own handlers
         stop just as cleanly (every client gets its C{bye}, the stores are
         closed) but then re-raise the signal, so a requested stop would end
         as if the process had been killed (status 143 or 130). Signals that
         were ignored (a background job's SIGINT) stay ignored.
         """
+        if self._reopener is not None and self.running:
+            self._reopener.install()
         for number in (signal.SIGTERM, signal.SIGINT):
             if signal.getsignal(number) not in (signal.SIG_IGN, signal.SIG_DFL, None):
                 signal.signal(number, self._stop_on_signal)
@@ -300,6 +240,8 @@ class EchoService(service.MultiService):
         """
         service.Service.stopService(self)
         self._release_console()  # (some endpoint may never have answered)
+        if self._reopener is not None:
+            self._reopener.uninstall()
         for child in reversed(list(self)):
             yield child.stopService()
         if self.log_budget is not None:

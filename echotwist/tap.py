@@ -10,6 +10,7 @@ from functools import partial
 
 from twisted.application.internet import TimerService
 
+from echotwist import __version__
 from echotwist.auth import Accounts
 from echotwist.changes import ChangeApplier, ChangeFeed
 from echotwist.credentials import CredentialStore, LastLoginWriter
@@ -53,6 +54,11 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         reactor = install_default()
     settings = options.settings()
     twistd = getattr(options, "parent", None)
+    metrics = None
+    if options["metrics"]:
+        from echotwist.metrics import ServerMetrics
+
+        metrics = ServerMetrics(reactor, __version__, settings.mode)
     top = EchoService(
         reactor,
         options["log-file"],
@@ -62,12 +68,14 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         stdout,
         stderr,
         daemon=twistd is not None and not twistd.get("nodaemon", True),
+        log_format=options["log-format"],
+        start_lines=start_lines(options, settings.mode),
     )
     DataDirectoryLock(options["data-dir"]).setServiceParent(top)
-    identities = accounts = credentials = database = None
+    identities = accounts = credentials = database = hasher = None
     if settings.mode in ("ident", "auth"):
-        database = Database(os.path.join(options["data-dir"], DATABASE_FILE), reactor)
-        hasher = None
+        open_database = Database if metrics is None else metrics.timed_database
+        database = open_database(database_path(options), reactor)
         if settings.mode == "ident":
             identities = IdentityStore(database, reactor)
         else:
@@ -85,7 +93,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
                 hashing.max_pending_per_client,
             )
             credentials = CredentialStore(database, reactor)
-            accounts = Accounts(
+            accounts = (Accounts if metrics is None else metrics.accounts)(
                 credentials,
                 hasher,
                 LoginThrottle(reactor, options.limits()),
@@ -129,6 +137,10 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
             top.announce,
             listener_kind,
         ).setServiceParent(top)
+    if metrics is not None:
+        metrics.watch(factory, hasher)
+        listeners = [s for s in top if isinstance(s, ListenerService)]
+        metrics.serve(top, options["metrics"], listeners, database)
     top.factory = factory
     return top
 
@@ -146,3 +158,34 @@ def _trace(factory, options, reactor):
     )
     reactor.addSystemEventTrigger("after", "shutdown", logfile.close)
     trace(factory, tracer)
+
+
+def database_path(options):
+    return os.path.join(options["data-dir"], DATABASE_FILE)
+
+
+def start_lines(options, mode):
+    """
+    What the log says first at every start: the version, the mode, the
+    data folder (absolute), the store, the listeners and the log itself.
+    """
+    store = "none (echo mode)" if mode == "echo" else f"SQLite {database_path(options)}"
+    listeners = [f"--listen {description}" for description in options["listen"]]
+    listeners += [f"--raw-listen {d}" for d in options["raw-listen"]]
+    if options["port"] is not None:
+        listeners.insert(
+            0,
+            f"--port {options['port']} on {options['interface']} "
+            f"(or the next free of {options['port-tries']})",
+        )
+    rotation = (
+        f"rotated at {options['log-rotate-bytes']} bytes, {options['log-keep']} kept"
+        if options["log-rotate-bytes"]
+        else "reopened on SIGUSR1, rotated by an external tool"
+    )
+    return [
+        f"echolab {__version__} starting: {mode} mode, data folder "
+        f"{options['data-dir']}, store {store}",
+        f"listeners: {'; '.join(listeners)}; metrics: {options['metrics'] or 'off'}",
+        f"log: {options['log-file']} ({options['log-format']}, {rotation})",
+    ]

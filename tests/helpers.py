@@ -145,12 +145,16 @@ def make_factory(
     limits=None,
     database=None,
     hasher=None,
+    accounts_class=Accounts,
     **overrides,
 ):
     """
     A server factory as C{makeService} builds it, with synchronous stores in
     a temporary directory (or in C{database}) and a cheap hash (computed at
     once unless another C{hasher} is given).
+
+    @param accounts_class: makes the L{Accounts} (metered ones, for the
+        metrics' tests).
     """
     clock = clock or Clock()
     settings = settings or Settings(mode=mode, **overrides)
@@ -159,7 +163,7 @@ def make_factory(
         if database is None:
             database = make_database(testcase)
         identities = IdentityStore(database, clock)
-        accounts = Accounts(
+        accounts = accounts_class(
             CredentialStore(database, clock),
             hasher or InlineHasher(cheap_context(), None),
             LoginThrottle(clock, limits or Limits()),

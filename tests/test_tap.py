@@ -162,6 +162,11 @@ class OptionTests(SynchronousTestCase):
             (["--hash-time", "1"], "out of range"),
             (["--hash-priority", "high"], "not one of: idle, normal"),
             (["--login-timeout", "soon"], "not a number"),
+            (["--metrics", "tcp:nine"], "--metrics"),
+            (["--metrics", "gopher:70"], "Unknown endpoint type"),
+            (["--log-rotate-bytes", "999"], "out of range"),
+            (["--log-format", "xml"], "not one of: text, json"),
+            (["--trace", "--metrics", "tcp:0"], "not with --metrics"),
         ]:
             e = self.assertRaises(UsageError, parse, self, *args)
             self.assertIn(words, str(e), args)
@@ -280,6 +285,35 @@ class MakeServiceTests(SynchronousTestCase):
             _, top = self.build("--mode", "auth", *args)
             (stores,) = [s for s in top if isinstance(s, StoresService)]
             self.assertEqual(stores.hasher.priority, priority)
+
+    def test_metrics(self):
+        """
+        Metrics are off by default: the factory builds plain connections.
+        With --metrics, metered ones, and the metrics and their listener
+        start after the server's listeners (and stop before them).
+        """
+        from echotwist.metrics import ServerMetrics
+        from echotwist.protocol import ServerProtocol
+
+        _, top = self.build("--mode", "ident")
+        self.assertIs(top.factory.protocol, ServerProtocol)
+        self.assertFalse(any(isinstance(s, ServerMetrics) for s in top))
+        _, top = self.build("--mode", "ident", "--metrics", "tcp:0:interface=127.0.0.1")
+        kinds = [type(s) for s in top]
+        self.assertEqual(kinds[-3:], [ListenerService, ServerMetrics, ListenerService])
+        self.assertTrue(issubclass(top.factory.protocol, ServerProtocol))
+        self.assertIsNot(top.factory.protocol, ServerProtocol)
+
+    def test_log_options(self):
+        """
+        --log-rotate-bytes 0 leaves rotating to an external tool; the
+        format is text unless --log-format says json.
+        """
+        options, top = self.build("--log-rotate-bytes", "0", "--log-format", "json")
+        self.assertEqual(
+            (options["log-rotate-bytes"], options["log-format"]), (0, "json")
+        )
+        self.assertIn("json, reopened on SIGUSR1", top.start_lines[2])
 
 
 class PluginTests(SynchronousTestCase):
