@@ -32,16 +32,62 @@ __all__ = ["ClientsService", "DataDirectoryLock", "EchoService", "StoresService"
 log = Logger()
 
 
+class Console:
+    """
+    The terminal the server speaks to while it starts: the listening line
+    goes to C{out}, a start-up failure to C{err}; both are L{None} once it
+    has started.
+
+    Given none, they are duplicates of the real standard output and error
+    (L{console}), taken once the service is attached to twistd's
+    application, before twistd logs to it and daemonizes.
+    """
+
+    def __init__(self, out, err):
+        self._to_duplicate = [fd for fd, given in ((1, out), (2, err)) if given is None]
+        self.out = sys.stdout if out is None else out
+        self.err = sys.stderr if err is None else err
+        self._owned = []
+
+    def duplicate(self):
+        """
+        Take the duplicates that the console defaults to.
+        """
+        for fd in self._to_duplicate:
+            stream = console(fd)
+            if stream is not None:
+                self._owned.append(stream)
+            if fd == 1:
+                self.out = stream
+            else:
+                self.err = stream
+        self._to_duplicate = []
+
+    def release(self):
+        """
+        Close the duplicates taken: the server has started, or failed to.
+        """
+        for stream in self._owned:
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self._owned = []
+        self._to_duplicate = []
+        self.out = self.err = None
+
+
 class EchoService(service.MultiService):
     """
     The whole server. Attached to a twistd C{Application}, it makes the log
     file the application's log observer, so every service message (and
     twistd's own) goes there and the console only shows the listening line.
 
-    @ivar console_out: where the listening line goes, and
-    @ivar console_err: where a start-up failure goes: by default the real
-        standard output and error (see L{console}); L{None} once started.
+    @ivar console: the terminal it speaks to (L{Console}).
     """
+
+    console_out = property(lambda self: self.console.out)
+    console_err = property(lambda self: self.console.err)
 
     def __init__(
         self,
@@ -77,12 +123,7 @@ class EchoService(service.MultiService):
         self._rotate = rotate_bytes, keep, log_format
         self.start_lines = list(start_lines)
         self._client_lines = client_lines
-        self._to_duplicate = [
-            fd for fd, given in ((1, console_out), (2, console_err)) if given is None
-        ]
-        self.console_out = sys.stdout if console_out is None else console_out
-        self.console_err = sys.stderr if console_err is None else console_err
-        self._owned_console = []
+        self.console = Console(console_out, console_err)
         self._daemon = daemon
         self.logfile = None
         self.log_budget = None
@@ -92,7 +133,7 @@ class EchoService(service.MultiService):
     def setServiceParent(self, parent):
         super().setServiceParent(parent)
         if hasattr(parent, "setComponent"):
-            self._duplicate_console()
+            self.console.duplicate()
             observer, self.logfile = open_log(self.log_path, *self._rotate)
             self._reopener = ReopenOnSignal(self.logfile, self.reactor, log)
             self.log_budget = ClientLogBudget(
@@ -142,7 +183,7 @@ class EchoService(service.MultiService):
         the starter's terminal or pipe. (Endpoints that answer at once have,
         before twistd tells its daemon's parent that the server started.)
         """
-        self._release_console()
+        self.console.release()
 
     def _failed_late(self, failure):
         """
@@ -172,34 +213,8 @@ class EchoService(service.MultiService):
                 N_("cannot start: {kind}: {why}"), kind=type(e).__name__, why=e
             )
         log.error("cannot start: {why}", why=str(e))
-        tell(self.console_err, "echolab: " + e.translated())
-        self._release_console()
-
-    def _duplicate_console(self):
-        """
-        Attached to twistd's application, before twistd starts logging to
-        it and before it daemonizes: take the duplicates that the console
-        defaults to (L{console}).
-        """
-        for fd in self._to_duplicate:
-            stream = console(fd)
-            if stream is not None:
-                self._owned_console.append(stream)
-            if fd == 1:
-                self.console_out = stream
-            else:
-                self.console_err = stream
-        self._to_duplicate = []
-
-    def _release_console(self):
-        for stream in self._owned_console:
-            try:
-                stream.close()
-            except OSError:
-                pass
-        self._owned_console = []
-        self._to_duplicate = []
-        self.console_out = self.console_err = None
+        tell(self.console.err, "echolab: " + e.translated())
+        self.console.release()
 
     def _take_stop_signals(self):
         """
@@ -229,7 +244,7 @@ class EchoService(service.MultiService):
         C{values}) on the console in the language in use, and in the log
         in English.
         """
-        tell(self.console_out, _(message).format(**values))
+        tell(self.console.out, _(message).format(**values))
         log.info("{line}", line=message.format(**values))
 
     @defer.inlineCallbacks
@@ -239,7 +254,7 @@ class EchoService(service.MultiService):
         get their C{bye} while the stores are still open.
         """
         service.Service.stopService(self)
-        self._release_console()  # (some endpoint may never have answered)
+        self.console.release()  # (some endpoint may never have answered)
         if self._reopener is not None:
             self._reopener.uninstall()
         for child in reversed(list(self)):
