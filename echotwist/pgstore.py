@@ -1,0 +1,227 @@
+# -*- test-case-name: tests.test_store_postgres -*-
+"""
+The stores in PostgreSQL (C{--store postgresql://...}), so that several
+server processes, on one machine or many, share one state.
+
+The same surface as L{echotwist.store.Database} (C{open}, C{close}, C{run},
+C{read}, C{write}), so L{IdentityStore} and L{CredentialStore} run on
+either: their SQL is written for SQLite with C{?} placeholders and is
+translated here, in one place (L{to_postgres}). Calls run on a bounded pool
+of threads, each taking a connection from a bounded psycopg pool; a write
+fires after its transaction is committed (PostgreSQL's default
+C{synchronous_commit=on}: acknowledged means durable).
+
+When the server goes away, calls fail (the request gets C{server_error})
+within L{CONNECTION_WAIT} seconds rather than queueing, and the pool
+reconnects on its own when it comes back.
+"""
+
+import logging
+import re
+from functools import lru_cache
+
+from psycopg import Error as PostgresError
+from psycopg import connect
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+from twisted.internet import threads
+from twisted.python.threadpool import ThreadPool
+
+from echotwist.store import SCHEMA_VERSION, StoreError
+
+CONNECTION_WAIT = 2.0  # seconds a call waits for a connection before failing
+CONNECT_TIMEOUT = 5  # seconds to reach the server, at start and on reconnects
+MIGRATION_LOCK = 0x6563686F  # an advisory lock key ("echo"): one migrator
+
+_SCHEMA = [
+    """CREATE TABLE identities (
+        address TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        updated BIGINT NOT NULL)""",
+    """CREATE TABLE users (
+        login_key TEXT PRIMARY KEY,
+        login TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        created BIGINT NOT NULL)""",
+    """CREATE TABLE tokens (
+        digest BYTEA PRIMARY KEY,
+        login_key TEXT NOT NULL REFERENCES users(login_key),
+        expires BIGINT NOT NULL,
+        revoked INTEGER NOT NULL DEFAULT 0)""",
+    "CREATE INDEX tokens_by_expiry ON tokens(expires)",
+]
+
+# version: [statements] that take the schema from version - 1; kept in step
+# with echotwist.store's migrations, in PostgreSQL's types.
+_MIGRATIONS = {}
+
+_CHANGES = re.compile(r"\bchanges\(\)")
+
+
+@lru_cache(maxsize=256)  # (the stores' statements are a few constants)
+def to_postgres(sql):
+    """
+    SQLite's dialect as the stores write it, in PostgreSQL's: C{?}
+    placeholders become C{%s} (and a literal C{%} is escaped).
+    """
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _with_changes(sql, count):
+    """
+    SQLite's C{changes()} (rows changed by the statement before, in this
+    transaction) has no PostgreSQL function: it is that count, which this
+    module knows.
+    """
+    return _CHANGES.sub(str(int(count)), sql) if "changes()" in sql else sql
+
+
+def describe(url):
+    """
+    C{url} without its password, for messages.
+    """
+    try:
+        parts = conninfo_to_dict(url)
+    except PostgresError:
+        return "the --store URL"
+    shown = [f"{k}={v}" for k, v in sorted(parts.items()) if k != "password"]
+    return "PostgreSQL (" + " ".join(shown) + ")"
+
+
+def _first_line(error):
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0].replace("connection failed: ", "")
+
+
+class Database:
+    """
+    A PostgreSQL database reached through a pool of at most C{connections}
+    connections, used from as many threads.
+
+    @ivar url: the libpq connection URI.
+    """
+
+    def __init__(self, url, reactor, connections=4):
+        self.url = url
+        self._reactor = reactor
+        self._size = connections
+        self._threads = ThreadPool(
+            minthreads=0, maxthreads=connections, name="echolab-pg"
+        )
+        self._pool = None
+
+    def open(self):
+        """
+        Connect, migrate the schema, and start the pool and its threads.
+        Blocking (up to L{CONNECT_TIMEOUT} seconds): call it at start-up.
+
+        @raise StoreError: the URL is not one, the server cannot be
+            reached, refuses us, or has a newer schema; one line saying so.
+        """
+        if not self.url.startswith(("postgresql://", "postgres://")):
+            raise StoreError(
+                f"--store {self.url!r}: not a postgresql:// URL nor sqlite:PATH"
+            )
+        where = describe(self.url)
+        try:
+            conninfo_to_dict(self.url)
+            with connect(self.url, connect_timeout=CONNECT_TIMEOUT) as db:
+                _migrate(db, where)
+        except PostgresError as e:
+            raise StoreError(f"cannot use {where}: {_first_line(e)}") from None
+        self._pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self._size,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+            check=ConnectionPool.check_connection,
+            timeout=CONNECTION_WAIT,
+            reconnect_timeout=365 * 86400.0,  # keep trying while we run
+            name="echolab",
+            open=False,
+        )
+        # Its reconnection attempts while the server is away would be a
+        # warning each, on standard error (twistd's log); the requests that
+        # fail meanwhile are logged, by the connections that made them.
+        quiet = logging.getLogger("psycopg.pool")
+        if not quiet.handlers:
+            quiet.addHandler(logging.NullHandler())
+        quiet.propagate = False
+        self._pool.open()
+        self._threads.start()
+
+    def close(self):
+        """
+        Finish the queued calls, then close the pool. Blocking: for
+        shutdown only.
+        """
+        if self._threads.started:
+            self._threads.stop()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close()
+
+    def run(self, function, *args):
+        """
+        Call C{function(*args)} on one of the database threads.
+        """
+        return threads.deferToThreadPool(
+            self._reactor, self._threads, function, *args
+        )
+
+    def read(self, sql, args=()):
+        """
+        @return: a L{Deferred} firing with the first row of C{sql}, or L{None}.
+        """
+        return self.run(self._read, sql, args)
+
+    def write(self, *statements):
+        """
+        Run (sql, args) C{statements} in one committed transaction.
+
+        @return: a L{Deferred} firing with the last statement's row count.
+        """
+        return self.run(self._write, statements)
+
+    def _read(self, sql, args):
+        with self._pool.connection() as db:
+            return db.execute(to_postgres(sql), args).fetchone()
+
+    def _write(self, statements):
+        count = 0
+        with self._pool.connection() as db, db.transaction():
+            for sql, args in statements:
+                sql = _with_changes(to_postgres(sql), count)
+                count = db.execute(sql, args).rowcount
+        return count
+
+
+def _migrate(db, where):
+    """
+    Create or migrate the schema, one server process at a time (others
+    starting at once wait on the advisory lock, then find it done).
+    """
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS echolab_schema (version INTEGER NOT NULL)"
+        )
+        row = db.execute("SELECT version FROM echolab_schema").fetchone()
+        version = 0 if row is None else row[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{where} has schema {version}, newer than this echolab's "
+                f"{SCHEMA_VERSION}: upgrade echolab"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        steps = (
+            [_SCHEMA]
+            if version == 0
+            else [_MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1)]
+        )
+        for statements in steps:
+            for statement in statements:
+                db.execute(statement)
+        db.execute("DELETE FROM echolab_schema")
+        db.execute("INSERT INTO echolab_schema VALUES (%s)", (SCHEMA_VERSION,))

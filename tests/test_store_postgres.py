@@ -1,0 +1,212 @@
+"""
+The store tests of L{tests.test_store}, run on PostgreSQL
+(L{echotwist.pgstore}), and what only PostgreSQL has: several processes
+sharing it, a server that goes away and comes back, and clear refusals at
+start.
+"""
+
+import os
+from unittest import SkipTest
+
+from psycopg.conninfo import conninfo_to_dict
+from twisted.internet import defer, reactor, threads
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from echotwist import pgstore
+from echotwist.store import CredentialStore, LoginTaken, StoreError
+from tests import test_store
+from tests.postgres_support import (
+    PASSWORD_ROLE,
+    PostgresServer,
+    fresh_database,
+    missing,
+    shared_server,
+    temporary_folder,
+)
+
+
+class InlinePostgresDatabase(pgstore.Database):
+    """
+    A PostgreSQL L{pgstore.Database} whose calls run at once on the calling
+    thread, as L{tests.helpers.InlineDatabase} for SQLite.
+    """
+
+    def run(self, function, *args):
+        return defer.maybeDeferred(function, *args)
+
+
+class OnPostgres:
+    """
+    Mixed into a L{test_store.Stores} case: its stores on a new PostgreSQL
+    database.
+    """
+
+    def setUp(self):
+        self.url = fresh_database(self)
+        super().setUp()
+
+    def reopen(self):
+        db = InlinePostgresDatabase(self.url, None)
+        db.open()
+        self.addCleanup(db.close)
+        return db
+
+
+class IdentityStoreTests(OnPostgres, test_store.IdentityStoreTests):
+    pass
+
+
+class CredentialStoreTests(OnPostgres, test_store.CredentialStoreTests):
+    def test_forget_expired(self):
+        """
+        Expired tokens are deleted by the periodic clean-up.
+        """
+        self.result(self.store.add_user("alice", "h", b"1" * 32, 1100))
+        self.result(self.store.add_token("alice", b"2" * 32, 5000))
+        self.clock.advance(200)
+        self.result(self.store.forget_expired())
+        rows = self.result(self.db.read("SELECT array_agg(digest) FROM tokens"))
+        self.assertEqual(rows, ([b"2" * 32],))
+
+    def test_registration_race(self):
+        """
+        Two processes (two pools, each its own store and cache) register
+        the same login: one wins, the other gets L{LoginTaken} and its
+        token is not stored.
+        """
+        other = CredentialStore(self.reopen(), self.clock)
+        self.result(self.store.add_user("Race", "h1", b"1" * 32, 2000))
+        self.failureResultOf(other.add_user("race", "h2", b"2" * 32, 2000), LoginTaken)
+        self.assertEqual(self.result(other.user("RACE")), ("Race", "h1"))
+        self.assertIsNone(self.result(other.token_login(b"2" * 32)))
+
+
+class DatabaseTests(SynchronousTestCase):
+    """
+    Start-up: the schema, and one clear line when the database cannot be
+    used.
+    """
+
+    def setUp(self):
+        self.url = fresh_database(self)
+
+    def open(self, url):
+        db = pgstore.Database(url, None)
+        self.addCleanup(db.close)
+        db.open()
+        return db
+
+    def test_schema_version(self):
+        """
+        The schema is versioned, as SQLite's, and opening again keeps it.
+        """
+        self.open(self.url).close()
+        db = self.open(self.url)
+        version = db._read("SELECT version FROM echolab_schema", ())
+        self.assertEqual(version, (test_store.SCHEMA_VERSION,))
+
+    def test_newer_schema_refused(self):
+        """
+        A database from a newer echolab is refused with a clear reason.
+        """
+        self.open(self.url).close()
+        shared_server().sql(
+            "UPDATE echolab_schema SET version = version + 1",
+            conninfo_to_dict(self.url)["dbname"],
+        )
+        e = self.assertRaises(StoreError, self.open, self.url)
+        self.assertIn("upgrade echolab", str(e))
+
+    def assertRefused(self, url, *words):
+        e = self.assertRaises(StoreError, self.open, url)
+        self.assertEqual(len(str(e).splitlines()), 1, str(e))
+        for word in words:
+            self.assertIn(word, str(e))
+        return str(e)
+
+    def test_bad_url(self):
+        """
+        A URL that libpq cannot read, or of another kind, is refused.
+        """
+        self.assertRefused("postgresql://x/db?nonsense=1", "nonsense")
+        self.assertRefused("mysql://db", "postgresql://")
+
+    def test_unreachable(self):
+        """
+        No server on that socket: refused, saying so.
+        """
+        self.assertRefused(
+            "postgresql:///echolab?host=/nonexistent/folder", "No such file"
+        )
+
+    def test_wrong_password(self):
+        """
+        Wrong credentials: refused, without the password in the message.
+        """
+        login, _ = PASSWORD_ROLE
+        url = shared_server().url("postgres", login, "wrong-guess")
+        why = self.assertRefused(url, "password authentication failed")
+        self.assertNotIn("wrong-guess", why)
+        self.open(shared_server().url("postgres", *PASSWORD_ROLE))
+
+
+class TranslationTests(SynchronousTestCase):
+    def test_placeholders(self):
+        """
+        C{?} becomes C{%s}; a literal C{%} survives psycopg's formatting.
+        """
+        self.assertEqual(
+            pgstore.to_postgres("SELECT a FROM t WHERE b = ? AND c LIKE 'x%'"),
+            "SELECT a FROM t WHERE b = %s AND c LIKE 'x%%'",
+        )
+
+    def test_changes(self):
+        """
+        SQLite's C{changes()} is the previous statement's row count.
+        """
+        self.assertEqual(
+            pgstore._with_changes("SELECT 1 WHERE changes() = 1", 0),
+            "SELECT 1 WHERE 0 = 1",
+        )
+
+
+class OutageTests(TestCase):
+    """
+    The real (threaded) database, on a server of its own that is stopped
+    and started again while in use.
+    """
+
+    def setUp(self):
+        why = missing()
+        if why:
+            raise SkipTest(why)
+        self.server = PostgresServer(os.path.join(temporary_folder(), "pg")).start()
+        self.addCleanup(self.server.destroy)
+        self.db = pgstore.Database(self.server.create_database("outage"), reactor)
+        self.db.open()
+        self.addCleanup(self.db.close)
+
+    @defer.inlineCallbacks
+    def test_server_goes_and_returns(self):
+        """
+        While the server is down, calls fail (the request gets
+        C{server_error}) in bounded time; once it is back, calls work again
+        without reopening.
+        """
+        store = CredentialStore(self.db, reactor, cache_size=0)
+        yield store.add_user("alice", "h", b"1" * 32, 2**40)
+        yield threads.deferToThread(self.server.stop)
+        started = reactor.seconds()
+        with self.assertRaises(Exception):
+            yield store.token_login(b"1" * 32)
+        self.assertLess(reactor.seconds() - started, pgstore.CONNECTION_WAIT + 3)
+        yield threads.deferToThread(self.server.start)
+        for attempt in range(50):
+            try:
+                login = yield store.token_login(b"1" * 32)
+                break
+            except Exception:
+                yield deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(login, "alice")
+
