@@ -11,6 +11,7 @@ import sys
 from twisted.python import usage
 
 from echotwist import prompts
+from echotwist.deployment import Deployment
 from echotwist.hashing import HashSettings
 from echotwist.listening import endpoint_from
 from echotwist.logbudget import ALLOWANCE
@@ -89,6 +90,7 @@ class Options(usage.Options):
         *option_rows(Settings),
         *option_rows(HashSettings),
         *option_rows(Limits),
+        *option_rows(Deployment),
     ]
 
     def parseOptions(self, options=None):
@@ -202,6 +204,12 @@ class Options(usage.Options):
         @rtype: L{Limits}
         """
         return from_options(Limits, self)
+
+    def deployment(self):
+        """
+        @rtype: L{Deployment}
+        """
+        return from_options(Deployment, self)
 
 
 def _make_private_dir(path):

@@ -90,7 +90,10 @@ def describe(url):
 
 def _first_line(error):
     text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0].replace("connection failed: ", "")
+    first = text.splitlines()[0]
+    for noise in ("connection failed: ", "connection is bad: "):
+        first = first.replace(noise, "")
+    return first
 
 
 class Database:
@@ -165,9 +168,7 @@ class Database:
         """
         Call C{function(*args)} on one of the database threads.
         """
-        return threads.deferToThreadPool(
-            self._reactor, self._threads, function, *args
-        )
+        return threads.deferToThreadPool(self._reactor, self._threads, function, *args)
 
     def read(self, sql, args=()):
         """

@@ -5,7 +5,6 @@ L{makeService}, used by the twistd plugin (C{twistd -n echolab}) and by
 C{echo.tac} alike.
 """
 
-import os
 from functools import partial
 
 from twisted.application.internet import TimerService
@@ -23,7 +22,7 @@ from echotwist.service import (
     EchoService,
     StoresService,
 )
-from echotwist.store import CredentialStore, Database, IdentityStore
+from echotwist.store import CredentialStore, IdentityStore
 from echotwist.tcp import listen_tcp
 from echotwist.throttle import LoginThrottle
 
@@ -48,6 +47,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     if reactor is None:
         reactor = install_default()
     settings = options.settings()
+    deployment = options.deployment()
     twistd = getattr(options, "parent", None)
     top = EchoService(
         reactor,
@@ -62,7 +62,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     DataDirectoryLock(options["data-dir"]).setServiceParent(top)
     identities = accounts = None
     if settings.mode != "echo":
-        database = Database(os.path.join(options["data-dir"], "echolab.db"), reactor)
+        database = deployment.database(options["data-dir"], reactor)
         hasher = None
         if settings.mode == "ident":
             identities = IdentityStore(database, reactor)
@@ -80,7 +80,13 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
                 hashing.max_pending,
                 hashing.max_pending_per_client,
             )
-            credentials = CredentialStore(database, reactor)
+            # Other processes' revocations are not in this one's cache:
+            # shared stores are asked every time.
+            credentials = (
+                CredentialStore(database, reactor, cache_size=0)
+                if deployment.shared
+                else CredentialStore(database, reactor)
+            )
             accounts = Accounts(
                 credentials,
                 hasher,

@@ -8,6 +8,7 @@ start.
 import os
 from unittest import SkipTest
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from twisted.internet import defer, reactor, threads
 from twisted.internet.task import deferLater
@@ -198,15 +199,14 @@ class OutageTests(TestCase):
         yield store.add_user("alice", "h", b"1" * 32, 2**40)
         yield threads.deferToThread(self.server.stop)
         started = reactor.seconds()
-        with self.assertRaises(Exception):
+        with self.assertRaises(psycopg.Error):
             yield store.token_login(b"1" * 32)
         self.assertLess(reactor.seconds() - started, pgstore.CONNECTION_WAIT + 3)
         yield threads.deferToThread(self.server.start)
-        for attempt in range(50):
+        for _ in range(50):
             try:
                 login = yield store.token_login(b"1" * 32)
                 break
-            except Exception:
+            except psycopg.Error:
                 yield deferLater(reactor, 0.2, lambda: None)
         self.assertEqual(login, "alice")
-
