@@ -13,6 +13,7 @@ server runs as the C{postgres} system user (C{runuser -u postgres --}).
 import atexit
 import glob
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -60,8 +61,13 @@ def missing():
     """
     if binaries() is None:
         return f"PostgreSQL binaries not found: {INSTALL_HINT}"
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        return "runuser not found (util-linux)"
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            return "runuser not found: apt-get install util-linux"
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return f"no postgres system user: {INSTALL_HINT}"
     return None
 
 
