@@ -250,6 +250,14 @@ class Accounts:
         @return: a L{Deferred} firing with L{LoggedIn} (a new token issued),
             or failing with L{UnauthorizedLogin} or L{RateLimited}.
         """
+        refreshed = self._throttle.refresh(login, address)
+        if refreshed is None:
+            return self._login_with_password(login, password, address)
+        return refreshed.addCallback(
+            lambda _: self._login_with_password(login, password, address)
+        )
+
+    def _login_with_password(self, login, password, address):
         throttle = self._throttle
         try:
             throttle.start_password(login, address)
@@ -297,6 +305,14 @@ class Accounts:
         @return: a L{Deferred} firing with L{LoggedIn}, or failing with
             L{UnauthorizedLogin} or L{RateLimited}.
         """
+        refreshed = refused_before and self._throttle.refresh(None, address)
+        if not refreshed:
+            return self._login_with_token(token, address, refused_before)
+        return refreshed.addCallback(
+            lambda _: self._login_with_token(token, address, refused_before)
+        )
+
+    def _login_with_token(self, token, address, refused_before):
         try:
             self._throttle.start_token(address, refused_before)
         except RateLimited as e:

@@ -22,6 +22,7 @@ from echotwist.service import (
     EchoService,
     StoresService,
 )
+from echotwist.shared_throttle import SharedFailures, SharedLoginThrottle
 from echotwist.store import CredentialStore, IdentityStore
 from echotwist.tcp import listen_tcp
 from echotwist.throttle import LoginThrottle
@@ -60,7 +61,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         daemon=twistd is not None and not twistd.get("nodaemon", True),
     )
     DataDirectoryLock(options["data-dir"]).setServiceParent(top)
-    identities = accounts = None
+    identities = accounts = shared = None
     if settings.mode != "echo":
         database = deployment.database(options["data-dir"], reactor)
         hasher = None
@@ -80,21 +81,22 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
                 hashing.max_pending,
                 hashing.max_pending_per_client,
             )
-            # Other processes' revocations are not in this one's cache:
-            # shared stores are asked every time.
-            credentials = (
-                CredentialStore(database, reactor, cache_size=0)
-                if deployment.shared
-                else CredentialStore(database, reactor)
-            )
+            limits = options.limits()
+            if deployment.shared:
+                # Other processes' revocations are not in this one's cache,
+                # nor their failed logins in its throttle: both are asked.
+                credentials = CredentialStore(database, reactor, cache_size=0)
+                shared = SharedFailures(database, reactor, 2 * limits.max_block)
+                throttle = SharedLoginThrottle(reactor, limits, shared)
+            else:
+                credentials = CredentialStore(database, reactor)
+                throttle = LoginThrottle(reactor, limits)
             accounts = Accounts(
-                credentials,
-                hasher,
-                LoginThrottle(reactor, options.limits()),
-                reactor,
-                settings.token_ttl,
+                credentials, hasher, throttle, reactor, settings.token_ttl
             )
         StoresService(database, hasher).setServiceParent(top)
+        if shared is not None:
+            shared.setServiceParent(top)
         if accounts is not None:
             cleaner = TimerService(3600, credentials.forget_expired)
             cleaner.clock = reactor

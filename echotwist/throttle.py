@@ -191,23 +191,34 @@ class Backoff:
         if failed:
             record.failures += 1
             record.last = now
-            over = record.failures - self.free
-            if over > 0:
-                block = self.first_block * 2 ** min(over - 1, 32)
-                record.until = now + min(self.max_block, block)
+            record.until = max(record.until, self._blocked_until(record.failures, now))
+        self._records.put(key, record)
+
+    def _blocked_until(self, failures, last):
+        over = failures - self.free
+        block = self.first_block * 2 ** min(over - 1, 32) if over > 0 else 0
+        return last + min(self.max_block, block) if block else 0.0
+
+    def raise_to(self, key, failures, last):
+        """
+        Count at least C{failures} for C{key}, the last one at C{last}: what
+        other processes counted (L{echotwist.shared_throttle}).
+        """
+        record = self._record(key)
+        if record is not None and record.failures >= failures:
+            return
+        record = record or _Record(last)
+        record.failures, record.last = failures, max(record.last, last)
+        record.until = max(record.until, self._blocked_until(failures, last))
         self._records.put(key, record)
 
     def failed(self, key):
-        """
-        A failure that was not L{started} (checked at once).
-        """
+        """A failure that was not L{started} (checked at once)."""
         self.started(key)
         self.finished(key, failed=True)
 
     def forgive(self, key):
-        """
-        Clear C{key}'s failures (attempts under way still count).
-        """
+        """Clear C{key}'s failures (attempts under way still count)."""
         record = self._records.get(key)
         if record is None:
             return
@@ -268,9 +279,11 @@ class LoginThrottle:
     counted by L{key}.
     """
 
+    backoff_type = Backoff
+
     def __init__(self, clock, limits=Limits()):
         def backoff(free):
-            return Backoff(
+            return self.backoff_type(
                 clock, free, limits.first_block, limits.max_block, limits.max_keys
             )
 
@@ -299,6 +312,13 @@ class LoginThrottle:
             (self._login, login),
             (self._address, address),
         )
+
+    def refresh(self, login, address):
+        """
+        @return: L{None}: one process has no others' counts to take in
+            before an attempt (L{echotwist.shared_throttle} has).
+        """
+        return None
 
     def start_password(self, login, address):
         """

@@ -118,6 +118,29 @@ class SharedPostgresTests(SynchronousTestCase):
         self.assertEqual(loser["code"], "bad_value")
         self.assertIn("just taken", loser["text"])
 
+    def test_throttle_across_processes(self):
+        """
+        Wrong passwords for one login, alternating between the servers:
+        they are blocked after the free failures of one server, not two.
+        """
+        free = ("--throttle-login-address", "2")
+        servers = self.server(*free), self.server(*free)
+        with servers[0].connect() as s:
+            register(s, "victim")
+        codes = []
+        for i in range(5):
+            with servers[i % 2].connect() as s:
+                until(s, "ask")
+                s.send_message({"type": "answer", "field": "login", "value": "victim"})
+                until(s, "ask")
+                s.send_message(
+                    {"type": "answer", "field": "password", "value": f"guess {i}xx"}
+                )
+                codes.append(verdict(s)["code"])
+        # Two free failures and one more checked, as one server allows.
+        self.assertEqual(codes[:3], ["bad_password"] * 3)
+        self.assertEqual(codes[3:], ["rate_limited"] * 2)
+
     def test_store_refused_at_start(self):
         """
         A bad URL, an unreachable server, a refusal: exit status 1 and one
