@@ -99,6 +99,7 @@ class Options(usage.Options):
         on standard error and exit status 2, instead of twistd's whole usage
         text.
         """
+        self.raw_args = list(sys.argv[1:] if options is None else options)
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
@@ -139,6 +140,14 @@ class Options(usage.Options):
         twistd = getattr(self, "parent", None)
         if twistd is not None:
             check_pidfile(twistd.get("pidfile"))
+        if self["workers"] > 1:
+            for description in self["listen"]:
+                kind = description.removeprefix("haproxy:").split(":", 1)[0]
+                if kind not in ("tcp", "tcp6"):
+                    raise usage.UsageError(
+                        f"--listen {description}: --workers shares only tcp, "
+                        "tcp6 and haproxy:tcp listeners"
+                    )
         if self["port"] is None and not self["listen"]:
             self["port"] = self._ask_port()
         self["data-dir"] = os.path.abspath(self["data-dir"])

@@ -8,6 +8,7 @@ C{echo.tac} alike.
 from functools import partial
 
 from twisted.application.internet import TimerService
+from twisted.internet.protocol import Factory
 
 from echotwist.auth import Accounts
 from echotwist.factory import EchoFactory
@@ -26,13 +27,18 @@ from echotwist.shared_throttle import SharedFailures, SharedLoginThrottle
 from echotwist.store import CredentialStore, IdentityStore
 from echotwist.tcp import listen_tcp
 from echotwist.throttle import LoginThrottle
+from echotwist.workers import WorkersService
 
 __all__ = ["DEFAULT_PORT", "Options", "makeService"]
 
 
-def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=None):
+def makeService(
+    options, reactor=None, stdout=None, stderr=None, hash_context=None, worker=None
+):
     """
-    Build the server from parsed L{Options}.
+    Build the server from parsed L{Options}: with C{--workers} over 1, the
+    parent that listens and keeps that many workers serving
+    (L{echotwist.workers}).
 
     @param reactor: the reactor to use [default: the global one, which is
         L{echotwist.reactor}'s if none was installed yet and the running
@@ -44,6 +50,9 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         same way].
     @param hash_context: a passlib context overriding the argon2id
         parameters (tests use a cheap one; never the default).
+    @param worker: the L{echotwist.worker.WorkerRole} when building a
+        worker: it serves its parent's sockets, in its parent's data
+        directory, logging to a file of its own.
     """
     if reactor is None:
         reactor = install_default()
@@ -52,7 +61,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
     twistd = getattr(options, "parent", None)
     top = EchoService(
         reactor,
-        options["log-file"],
+        options["log-file"] if worker is None else worker.log_path(options),
         options["log-rotate-bytes"],
         options["log-keep"],
         options["log-client-lines"],
@@ -60,62 +69,99 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         stderr,
         daemon=twistd is not None and not twistd.get("nodaemon", True),
     )
-    DataDirectoryLock(options["data-dir"]).setServiceParent(top)
-    identities = accounts = shared = None
+    if worker is None:
+        DataDirectoryLock(options["data-dir"]).setServiceParent(top)
+    if deployment.workers > 1 and worker is None:
+        return _parent(options, reactor, top, deployment)
+    identities = accounts = None
     if settings.mode != "echo":
-        database = deployment.database(options["data-dir"], reactor)
-        hasher = None
-        if settings.mode == "ident":
-            identities = IdentityStore(database, reactor)
-        else:
-            hashing = options.hashing()
-            context = hash_context or make_context(
-                hashing.memory_kib, hashing.time_cost
-            )
-            hasher = Hasher(
-                context,
-                reactor,
-                hashing.threads,
-                hashing.memory_kib,
-                hashing.priority,
-                hashing.max_pending,
-                hashing.max_pending_per_client,
-            )
-            limits = options.limits()
-            if deployment.shared:
-                # Other processes' revocations are not in this one's cache,
-                # nor their failed logins in its throttle: both are asked.
-                credentials = CredentialStore(database, reactor, cache_size=0)
-                shared = SharedFailures(database, reactor, 2 * limits.max_block)
-                throttle = SharedLoginThrottle(reactor, limits, shared)
-            else:
-                credentials = CredentialStore(database, reactor)
-                throttle = LoginThrottle(reactor, limits)
-            accounts = Accounts(
-                credentials, hasher, throttle, reactor, settings.token_ttl
-            )
-        StoresService(database, hasher).setServiceParent(top)
-        if shared is not None:
-            shared.setServiceParent(top)
-        if accounts is not None:
-            cleaner = TimerService(3600, credentials.forget_expired)
-            cleaner.clock = reactor
-            cleaner.setServiceParent(top)
+        identities, accounts = _stores(
+            options, reactor, top, deployment, settings, hash_context
+        )
     factory = EchoFactory(settings, reactor, identities, accounts)
     ClientsService(factory).setServiceParent(top)
+    if worker is not None:
+        worker.listeners(reactor, factory).setServiceParent(top)
+    else:
+        for listener in _listeners(options, reactor, factory, top.announce):
+            listener.setServiceParent(top)
+    top.factory = factory
+    return top
+
+
+def _stores(options, reactor, top, deployment, settings, hash_context):
+    """
+    The stores, opened by services of C{top} before the listeners start.
+
+    @return: the identity store (ident mode) and the L{Accounts} (auth).
+    """
+    database = deployment.database(options["data-dir"], reactor)
+    if settings.mode == "ident":
+        StoresService(database).setServiceParent(top)
+        return IdentityStore(database, reactor), None
+    hashing = options.hashing()
+    context = hash_context or make_context(hashing.memory_kib, hashing.time_cost)
+    hasher = Hasher(
+        context,
+        reactor,
+        hashing.threads,
+        hashing.memory_kib,
+        hashing.priority,
+        hashing.max_pending,
+        hashing.max_pending_per_client,
+    )
+    StoresService(database, hasher).setServiceParent(top)
+    limits = options.limits()
+    if deployment.shared:
+        # Other processes' revocations are not in this one's cache, nor
+        # their failed logins in its throttle: both are asked.
+        credentials = CredentialStore(database, reactor, cache_size=0)
+        shared = SharedFailures(database, reactor, 2 * limits.max_block)
+        shared.setServiceParent(top)
+        throttle = SharedLoginThrottle(reactor, limits, shared)
+    else:
+        credentials = CredentialStore(database, reactor)
+        throttle = LoginThrottle(reactor, limits)
+    cleaner = TimerService(3600, credentials.forget_expired)
+    cleaner.clock = reactor
+    cleaner.setServiceParent(top)
+    accounts = Accounts(credentials, hasher, throttle, reactor, settings.token_ttl)
+    return None, accounts
+
+
+def _listeners(options, reactor, factory, announce):
+    """
+    A L{ListenerService} for C{--port} and for each C{--listen} string.
+    """
     if options["port"] is not None:
-        ListenerService.on_port(
+        yield ListenerService.on_port(
             partial(listen_tcp, reactor),
             factory,
             options["port"],
             options["port-tries"],
             options["interface"],
             options["backlog"],
-            top.announce,
-        ).setServiceParent(top)
+            announce,
+        )
     for description in options["listen"]:
-        ListenerService.on_endpoint(
-            reactor, factory, description, options["backlog"], top.announce
-        ).setServiceParent(top)
-    top.factory = factory
+        yield ListenerService.on_endpoint(
+            reactor, factory, description, options["backlog"], announce
+        )
+
+
+def _parent(options, reactor, top, deployment):
+    """
+    The parent of C{--workers}: it opens the stores once (so that a store
+    that cannot be used is said once, and the schema is migrated once),
+    listens, and hands its sockets to the workers it keeps running.
+    """
+    if options.settings().mode != "echo":
+        database = deployment.database(options["data-dir"], reactor)
+        StoresService(database).setServiceParent(top)
+    listeners = list(_listeners(options, reactor, Factory(), top.announce))
+    for listener in listeners:
+        listener.setServiceParent(top)
+    WorkersService(
+        reactor, deployment.workers, options.raw_args, options["log-file"], listeners
+    ).setServiceParent(top)
     return top
