@@ -23,6 +23,10 @@ def worker_pids(parent_pid):
     return sorted(int(pid) for pid in done.stdout.split())
 
 
+def open_files(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def wait_for(condition, timeout=30, what="a condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,8 +69,13 @@ class WorkersTests(SynchronousTestCase):
         new clients are served.
         """
         server = self.start(2, "--mode", "echo")
-        clients = [server.connect() for _ in range(8)]
         before = worker_pids(server.process.pid)
+        idle = [open_files(pid) for pid in before]
+        clients = []
+        while len(clients) < 200 and not all(
+            open_files(pid) > files for pid, files in zip(before, idle, strict=True)
+        ):
+            clients.append(server.connect())  # until each worker has some
         os.kill(before[0], signal.SIGKILL)
         with server.connect() as s:
             s.send_message({"type": "say", "text": "still here"})
