@@ -1,0 +1,209 @@
+"""
+What the cluster (contrib/cluster/cluster.py) must show, each check a
+client of HAProxy doing what users do, printing one "ok:" line with what it
+saw, or raising.
+"""
+
+import secrets
+import threading
+import time
+
+from echotwist.wire import MessageSocket
+
+PASSWORD = "a perfectly fine passphrase"
+
+
+def connect(cluster):
+    s = MessageSocket.connect_to(("127.0.0.1", cluster.port), timeout=10)
+    assert s.recv_message()["type"] == "welcome"
+    return s
+
+
+def until(s, *kinds):
+    while True:
+        message = s.recv_message()
+        if message["type"] in kinds:
+            return message
+
+
+def register(cluster, login):
+    with connect(cluster) as s:
+        until(s, "ask")
+        s.send_message({"type": "answer", "field": "login", "value": login})
+        assert until(s, "ask")["field"] == "new_password"
+        s.send_message({"type": "answer", "field": "new_password", "value": PASSWORD})
+        return until(s, "auth_ok", "error")
+
+
+def token_login(s, token):
+    s.send_message({"type": "token", "token": token})
+    return until(s, "auth_ok", "error")
+
+
+def echo(s, text):
+    s.send_message({"type": "say", "text": text})
+    return until(s, "echo")["text"] == text
+
+
+def sessions(cluster):
+    return {name: total for name, (_, total) in cluster.stats().items()}
+
+
+def tokens_everywhere(cluster):
+    """
+    A client registers through HAProxy, then reconnects many times: its
+    connections land on every node, and its token works on each.
+    """
+    token = register(cluster, "traveller")["token"]
+    before = sessions(cluster)
+    for _ in range(4 * cluster.count):
+        with connect(cluster) as s:
+            assert token_login(s, token)["login"] == "traveller"
+            assert echo(s, "over here")
+    after = sessions(cluster)
+    landed = {name: after[name] - before[name] for name in after}
+    assert all(landed.values()), landed
+    shown = ", ".join(f"{name} {n}" for name, n in sorted(landed.items()))
+    print(f"ok: registered through HAProxy; {sum(landed.values())} token logins "
+          f"landed on {shown}; each one accepted the token and echoed")  # fmt: skip
+    return token
+
+
+def logout_everywhere(cluster):
+    """
+    A token revoked (logout) through one node is refused on every node at
+    once (the stores are shared; no node caches tokens).
+    """
+    token = register(cluster, "leaver")["token"]
+    with connect(cluster) as s:
+        token_login(s, token)
+        s.send_message({"type": "logout"})
+        until(s, "bye")
+    revoked = time.monotonic()
+    codes = set()
+    for _ in range(2 * cluster.count):
+        with connect(cluster) as s:
+            codes.add(token_login(s, token).get("code"))
+    took = time.monotonic() - revoked
+    assert codes == {"bad_token"}, codes
+    print(f"ok: a token logged out on one node was refused by all "
+          f"{2 * cluster.count} connections after it ({took:.2f} s)")  # fmt: skip
+
+
+def throttle_across_nodes(cluster, free=3):
+    """
+    Wrong passwords for one login, spread over the nodes by HAProxy, are
+    blocked after the free failures of one node (nodes run with
+    --throttle-login-address 3), not of all of them.
+    """
+    register(cluster, "victim")
+    codes = []
+    for i in range(free + 4):
+        with connect(cluster) as s:
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "login", "value": "victim"})
+            until(s, "ask")
+            s.send_message({"type": "answer", "field": "password", "value": f"guess number {i}"})  # fmt: skip
+            codes.append(until(s, "error")["code"])
+    checked = codes.count("bad_password")
+    assert checked <= free + cluster.count, codes  # the documented bound
+    assert codes[-3:] == ["rate_limited"] * 3, codes
+    print(f"ok: {len(codes)} wrong passwords over {cluster.count} nodes: "
+          f"{checked} checked, then rate_limited ({' '.join(codes)})")  # fmt: skip
+
+
+def kill_a_node(cluster, victim=1, registrations=45, threads=3):
+    """
+    Registrations keep coming, from several clients at once, while a node
+    is killed with kill -9: every acknowledged one survives (its token
+    works afterwards), clients cut off reconnect and land on the other
+    nodes, and echo clients that reconnect with their tokens keep being
+    served.
+    """
+    acknowledged, cut = {}, []
+    done = threading.Semaphore(0)
+    echoers = [
+        EchoClient(cluster, register(cluster, f"echoer{i}")["token"])
+        for i in range(2 * cluster.count)
+    ]
+    for echoer in echoers:
+        echoer.start()
+
+    def registering(share):
+        for _ in range(share):
+            login = f"user-{secrets.token_hex(4)}"
+            for _attempt in range(5):
+                try:
+                    answer = register(cluster, login)
+                    if answer["type"] == "auth_ok":
+                        acknowledged[login] = answer["token"]
+                    break
+                except (OSError, EOFError, AssertionError):
+                    cut.append(login)  # no answer: tried again, elsewhere
+            done.release()
+
+    clients = [
+        threading.Thread(target=registering, args=(registrations // threads,))
+        for _ in range(threads)
+    ]
+    for client in clients:
+        client.start()
+    for _ in range(registrations // 3):
+        done.acquire()
+    cluster.kill_node(victim)
+    for client in clients:
+        client.join(60)
+    cluster.wait_until(lambda s: s[f"node{victim}"][0] == "DOWN", "the node DOWN")
+    for login, token in acknowledged.items():
+        with connect(cluster) as s:
+            assert token_login(s, token)["login"] == login, login
+    served = [echoer.stop() for echoer in echoers]
+    reconnected = sum(1 for echoer in echoers if echoer.reconnects)
+    assert reconnected, "no echo client was on the killed node"
+    print(f"ok: node{victim} killed (kill -9) after {registrations // 3} of "
+          f"{registrations} registrations ({threads} clients at once); "
+          f"{len(acknowledged)} acknowledged, all {len(acknowledged)} tokens work "
+          f"afterwards; {len(cut)} attempts cut off and retried on the others; "
+          f"{reconnected} of {len(echoers)} echo clients reconnected, all kept "
+          f"being served ({sum(served)} echoes)")  # fmt: skip
+
+
+class EchoClient(threading.Thread):
+    """
+    A logged-in client saying things all along, reconnecting (with its
+    token) when its node goes.
+    """
+
+    def __init__(self, cluster, token):
+        super().__init__(daemon=True)
+        self.cluster, self.token = cluster, token
+        self.echoes = self.reconnects = 0
+        self._finished = threading.Event()
+
+    def run(self):
+        while not self._finished.is_set():
+            try:
+                with connect(self.cluster) as s:
+                    assert token_login(s, self.token)["type"] == "auth_ok"
+                    while not self._finished.is_set():
+                        assert echo(s, f"echo {self.echoes}")
+                        self.echoes += 1
+                        time.sleep(0.01)
+            except (OSError, EOFError):
+                self.reconnects += 1
+                time.sleep(0.05)
+
+    def stop(self):
+        self._finished.set()
+        self.join(10)
+        assert self.echoes > 0
+        return self.echoes
+
+
+def run_all(cluster):
+    tokens_everywhere(cluster)
+    logout_everywhere(cluster)
+    throttle_across_nodes(cluster)
+    kill_a_node(cluster)
+    print("ok: all checks passed")
+    return 0
