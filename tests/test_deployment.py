@@ -4,11 +4,18 @@ database, as servers on several machines do, and the refusals at start.
 """
 
 import os
+import time
+from unittest import SkipTest
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.deployment import Deployment
-from tests.postgres_support import fresh_database
+from tests.postgres_support import (
+    PostgresServer,
+    fresh_database,
+    missing,
+    temporary_folder,
+)
 from tests.test_twistd import CHEAP, Server, until
 
 PASSWORD = "correct horse battery"
@@ -63,6 +70,36 @@ class DeploymentTests(SynchronousTestCase):
         self.assertFalse(Deployment().shared)
         self.assertTrue(Deployment(store="postgresql:///x").shared)
         self.assertTrue(Deployment(workers=2).shared)
+
+
+class OutageTests(SynchronousTestCase):
+    def test_database_lost_and_back(self):
+        """
+        While PostgreSQL is down, a request that needs it gets
+        C{server_error} and the connection stays open; once it is back the
+        same server serves it again, without a restart.
+        """
+        why = missing()
+        if why:
+            raise SkipTest(why)
+        pg = PostgresServer(os.path.join(temporary_folder(), "pg")).start()
+        self.addCleanup(pg.destroy)
+        url = pg.create_database("outage")
+        data = os.path.abspath(self.mktemp())
+        server = Server(self, "--port", "0", "--data-dir", data, "--store", url, *CHEAP)
+        with server.connect() as s:
+            token = register(s, "patient")["token"]
+        pg.stop()
+        with server.connect() as s:
+            self.assertEqual(token_login(s, token)["code"], "server_error")
+            pg.start()
+            deadline = time.monotonic() + 30
+            while True:
+                answer = token_login(s, token)
+                if answer["type"] == "auth_ok" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(answer["login"], "patient")
 
 
 class SharedPostgresTests(SynchronousTestCase):
