@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""
+The figures of docs/scaling.md: token logins/s, password logins/s and
+pipelined echo, for 1 and 2 workers, on SQLite and PostgreSQL, and through
+HAProxy in front of nodes in network namespaces (contrib/cluster). The load
+is benchmarks/loadgen (built by run.py's rules), on the same machine.
+
+    .venv/bin/python benchmarks/scaling.py              # all (root, for HAProxy)
+    .venv/bin/python benchmarks/scaling.py --quick      # short windows
+
+Prints one Markdown table; every run's loadgen line goes to
+benchmarks/results/scaling-DATE.json.
+"""
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path[:0] = [ROOT, BENCH, os.path.join(ROOT, "contrib", "cluster")]
+
+import run as benchmarks  # noqa: E402
+from cluster import TWISTD, Cluster  # noqa: E402
+from cluster import missing as cluster_missing  # noqa: E402
+from tests.postgres_support import PostgresServer, temporary_folder  # noqa: E402
+
+LOADGEN = os.path.join(BENCH, "bin", "loadgen")
+# Registrations and look-ups from the load generator's few addresses are
+# not what is measured: their per-address budgets are lifted.
+AUTH_ARGS = ["--budget-registrations", "1000000", "--budget-lookups", "1000000",
+             "--max-connections", "5000"]  # fmt: skip
+
+
+def loadgen(mode, port, seconds, **options):
+    command = [LOADGEN, mode, "--port", str(port), "--duration", str(seconds),
+               "--warmup", "0.5", "--max-per-src", "50"]  # fmt: skip
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode or not lines:
+        raise RuntimeError(f"loadgen {mode}: {done.stderr[-500:]}")
+    return json.loads(lines[-1])
+
+
+@contextlib.contextmanager
+def server(mode, workers, store=None, extra=()):
+    data = tempfile.mkdtemp(prefix="echolab-scaling-")
+    args = [sys.executable, "-c", TWISTD, "--pidfile=", "-n", "echolab",
+            "--mode", mode, "--port", "0", "--data-dir", data,
+            "--workers", str(workers), *AUTH_ARGS, *extra]  # fmt: skip
+    if store:
+        args += ["--store", store]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = process.stdout.readline().decode()
+    match = re.search(r"listening on \S+:(\d+)", line)
+    if not match:
+        raise RuntimeError(f"server did not start: {process.stderr.read().decode()}")
+    time.sleep(1 + workers)  # (the workers start after the listening line)
+    try:
+        yield int(match.group(1))
+    finally:
+        process.terminate()
+        process.wait(60)
+
+
+def auth_flows(port, seconds, concurrency):
+    """
+    Registrations (whose logins the others use), password logins, token
+    logins: flows per second each.
+    """
+    with tempfile.NamedTemporaryFile(suffix=".creds") as creds:
+        flows = dict(concurrency=concurrency, creds=creds.name)
+        out = {}
+        for mode, duration in (("register", seconds), ("pwlogin", seconds),
+                               ("tokenlogin", seconds / 2)):  # fmt: skip
+            result = loadgen(mode, port, duration, **flows)
+            out[mode] = result["flows_per_s"]
+            out[f"{mode}_p99_ms"] = result["p99_ms"]
+        return out
+
+
+def echo(port, seconds):
+    return loadgen("pipeline", port, seconds, conns=50, depth=16, size=64)["msgs_per_s"]
+
+
+def measure(seconds, concurrency):
+    """
+    Yield (label, results) for each configuration.
+    """
+    pg_folder = temporary_folder()
+    pg = PostgresServer(os.path.join(pg_folder, "pg"), durable=True).start()
+    try:
+        for store in ("sqlite", "postgresql"):
+            for workers in (1, 2):
+                url = pg.create_database(f"s{workers}") if store != "sqlite" else None
+                with server("auth", workers, url) as port:
+                    results = auth_flows(port, seconds, concurrency)
+                yield f"{store}, {workers} worker(s)", results
+        for workers in (1, 2):
+            with server("echo", workers) as port:
+                yield f"echo mode, {workers} worker(s)", {"echo": echo(port, seconds)}
+    finally:
+        pg.destroy()
+    if cluster_missing():
+        yield f"HAProxy: skipped ({cluster_missing()})", {}
+        return
+    for mode in ("auth", "echo"):
+        args = ["--mode", mode, *AUTH_ARGS]
+        cluster = Cluster(2, args).start()
+        try:
+            if mode == "auth":
+                results = auth_flows(cluster.port, seconds, concurrency)
+            else:
+                results = {"echo": echo(cluster.port, seconds)}
+        finally:
+            cluster.stop()
+        yield f"HAProxy, 2 nodes x 1 worker, PostgreSQL ({mode})", results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--concurrency", type=int, default=8, help="auth flows")
+    options = parser.parse_args()
+    benchmarks.compile_tools()
+    seconds = 2 if options.quick else 6
+    rows = []
+    print("| configuration | token logins/s | password logins/s | registrations/s "
+          "| pipelined echo msgs/s |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for label, r in measure(seconds, options.concurrency):
+        rows.append({"configuration": label, **r})
+
+        def cell(key, r=r):
+            return f"{r[key]:,.0f}" if key in r else ""
+
+        print(f"| {label} | {cell('tokenlogin')} | {cell('pwlogin')} | "
+              f"{cell('register')} | {cell('echo')} |", flush=True)  # fmt: skip
+    os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    with open(os.path.join(BENCH, "results", f"scaling-{stamp}.json"), "w") as f:
+        json.dump({"when": stamp, "load": os.getloadavg(), "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
