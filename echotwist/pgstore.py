@@ -27,33 +27,30 @@ from psycopg_pool import ConnectionPool
 from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
 
+from echotwist import store
 from echotwist.store import SCHEMA_VERSION, StoreError
 
 CONNECTION_WAIT = 2.0  # seconds a call waits for a connection before failing
 CONNECT_TIMEOUT = 5  # seconds to reach the server, at start and on reconnects
 MIGRATION_LOCK = 0x6563686F  # an advisory lock key ("echo"): one migrator
 
-_SCHEMA = [
-    """CREATE TABLE identities (
-        address TEXT PRIMARY KEY,
-        name TEXT NOT NULL,
-        updated BIGINT NOT NULL)""",
-    """CREATE TABLE users (
-        login_key TEXT PRIMARY KEY,
-        login TEXT NOT NULL,
-        hash TEXT NOT NULL,
-        created BIGINT NOT NULL)""",
-    """CREATE TABLE tokens (
-        digest BYTEA PRIMARY KEY,
-        login_key TEXT NOT NULL REFERENCES users(login_key),
-        expires BIGINT NOT NULL,
-        revoked INTEGER NOT NULL DEFAULT 0)""",
-    "CREATE INDEX tokens_by_expiry ON tokens(expires)",
-]
 
-# version: [statements] that take the schema from version - 1; kept in step
-# with echotwist.store's migrations, in PostgreSQL's types.
-_MIGRATIONS = {}
+def postgres_ddl(statement):
+    """
+    A schema statement of L{echotwist.store}, in PostgreSQL's types: bytes
+    are C{BYTEA}, and integers (Unix times among them) C{BIGINT}.
+    """
+    statement = re.sub(r"\bBLOB\b", "BYTEA", statement)
+    return re.sub(r"\bINTEGER\b", "BIGINT", statement)
+
+
+# One schema, SQLite's, so the two cannot drift apart; a migration whose
+# SQLite statements PostgreSQL cannot run gets its own entry here.
+_SCHEMA = [postgres_ddl(statement) for statement in store._SCHEMA]
+_MIGRATIONS = {
+    version: [postgres_ddl(statement) for statement in statements]
+    for version, statements in store._MIGRATIONS.items()
+}
 
 _CHANGES = re.compile(r"\bchanges\(\)")
 
@@ -96,10 +93,11 @@ def _first_line(error):
     return first
 
 
-class Database:
+class Database(store.Database):
     """
     A PostgreSQL database reached through a pool of at most C{connections}
-    connections, used from as many threads.
+    connections, used from as many threads. (C{read} and C{write} are
+    SQLite's, over this class's C{run}, C{_read} and C{_write}.)
 
     @ivar url: the libpq connection URI.
     """
@@ -169,20 +167,6 @@ class Database:
         Call C{function(*args)} on one of the database threads.
         """
         return threads.deferToThreadPool(self._reactor, self._threads, function, *args)
-
-    def read(self, sql, args=()):
-        """
-        @return: a L{Deferred} firing with the first row of C{sql}, or L{None}.
-        """
-        return self.run(self._read, sql, args)
-
-    def write(self, *statements):
-        """
-        Run (sql, args) C{statements} in one committed transaction.
-
-        @return: a L{Deferred} firing with the last statement's row count.
-        """
-        return self.run(self._write, statements)
 
     def _read(self, sql, args):
         with self._pool.connection() as db:

@@ -46,6 +46,22 @@ def token_login(s, token):
     return verdict(s)
 
 
+def wrong_password(server, login, attempt):
+    """
+    A wrong password for C{login} on a new connection to C{server}.
+
+    @return: the error code it got.
+    """
+    with server.connect() as s:
+        until(s, "ask")
+        s.send_message({"type": "answer", "field": "login", "value": login})
+        until(s, "ask")
+        s.send_message(
+            {"type": "answer", "field": "password", "value": f"wrong guess {attempt}"}
+        )
+        return verdict(s)["code"]
+
+
 def verdict(s):
     """
     The server's C{auth_ok} or C{error}, past other messages.
@@ -164,16 +180,7 @@ class SharedPostgresTests(SynchronousTestCase):
         servers = self.server(*free), self.server(*free)
         with servers[0].connect() as s:
             register(s, "victim")
-        codes = []
-        for i in range(5):
-            with servers[i % 2].connect() as s:
-                until(s, "ask")
-                s.send_message({"type": "answer", "field": "login", "value": "victim"})
-                until(s, "ask")
-                s.send_message(
-                    {"type": "answer", "field": "password", "value": f"guess {i}xx"}
-                )
-                codes.append(verdict(s)["code"])
+        codes = [wrong_password(servers[i % 2], "victim", i) for i in range(5)]
         # Two free failures and one more checked, as one server allows.
         self.assertEqual(codes[:3], ["bad_password"] * 3)
         self.assertEqual(codes[3:], ["rate_limited"] * 2)

@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.workers import worker_log_path
 from tests.postgres_support import fresh_database
-from tests.test_deployment import PASSWORD, register, token_login, verdict
+from tests.test_deployment import PASSWORD, register, token_login, wrong_password
 from tests.test_twistd import CHEAP, Server, until
 
 
@@ -136,16 +136,7 @@ class WorkersTests(SynchronousTestCase):
             for i in (1, 2)
         ]  # fmt: skip
         self.assertEqual(sum(served), 10)
-        codes = []
-        for i in range(5):
-            with server.connect() as s:
-                until(s, "ask")
-                s.send_message({"type": "answer", "field": "login", "value": "worker"})
-                until(s, "ask")
-                s.send_message(
-                    {"type": "answer", "field": "password", "value": f"nope {i}xxx"}
-                )
-                codes.append(verdict(s)["code"])
+        codes = [wrong_password(server, "worker", i) for i in range(5)]
         self.assertEqual(codes, ["bad_password"] * 3 + ["rate_limited"] * 2)
         with server.connect() as s:
             token_login(s, token)
