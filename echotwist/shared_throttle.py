@@ -17,9 +17,9 @@ at once and without waiting on the database for its decision itself:
 So a process sees every failure whose write committed before its read.
 What it can miss, in each other process, is the check under way and a
 failure whose write has not committed yet: a login has at most one
-password check under way per process, so across N processes at most 2 (N -
-1) guesses more than one process allows get checked before the block
-applies everywhere (more only while the database stalls writes;
+password check under way per process, so across N processes at most
+2 (N - 1) guesses more than one process allows get checked before the
+block applies everywhere (more only while the database stalls writes;
 docs/scaling.md). When the database cannot be reached, each process goes
 on with its own counts.
 """
