@@ -7,7 +7,7 @@ sending PROXY v2 headers (contrib/cluster/haproxy.cfg). Needs root (ip
 netns), Debian's haproxy and postgresql, and echolab installed in the
 Python that runs it.
 
-    # build it, run the checks (contrib/cluster/checks.py), tear it down
+    # build it, run the checks (contrib/cluster/cluster_checks.py), tear it down
     .venv/bin/python contrib/cluster/cluster.py --nodes 3
 
     # build it and keep it until Ctrl-C (prints where HAProxy listens)
@@ -258,9 +258,9 @@ def main(argv=None):
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
             signal.sigwait({signal.SIGINT, signal.SIGTERM})
             return 0
-        import checks
+        import cluster_checks
 
-        return checks.run_all(cluster)
+        return cluster_checks.run_all(cluster)
     finally:
         cluster.stop()
 
