@@ -2,15 +2,25 @@
 Black-box tests of C{--workers N}: real processes sharing one port.
 """
 
+import json
 import os
 import re
 import signal
 import subprocess
 import time
 
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from echotwist.workers import worker_log_path
+from echotwist.workers import (
+    QUICK_DEATH,
+    STOP_WAIT,
+    WORKER_ENVIRONMENT,
+    WorkersService,
+    worker_log_path,
+)
 from tests.postgres_support import fresh_database
 from tests.test_deployment import PASSWORD, register, token_login, wrong_password
 from tests.test_twistd import CHEAP, Server, until
@@ -181,3 +191,87 @@ class WorkersTests(SynchronousTestCase):
         out, err = server.process.communicate(timeout=30)
         self.assertEqual(server.process.returncode, 2)
         self.assertIn("--workers shares only tcp", err.decode())
+
+
+class SpawningReactor(MemoryReactorClock):
+    """
+    A memory reactor that records the processes it is asked to spawn.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.spawned = []
+
+    def spawnProcess(self, protocol, executable, args, env=None, childFDs=None):
+        transport = FakeProcess(len(self.spawned) + 100)
+        self.spawned.append((protocol, args, env, childFDs, transport))
+        protocol.makeConnection(transport)
+        return transport
+
+
+class FakeProcess:
+    def __init__(self, pid):
+        self.pid = pid
+        self.signals = []
+
+    def signalProcess(self, number):
+        self.signals.append(number)
+
+
+class SupervisionTests(SynchronousTestCase):
+    """
+    L{WorkersService}'s bookkeeping, on a memory reactor.
+    """
+
+    def setUp(self):
+        self.reactor = SpawningReactor()
+        self.workers = WorkersService(
+            self.reactor, 2, ["--mode", "echo"], "/d/e.log", []
+        )
+        self.workers.startService()
+
+    def end(self, index):
+        process = self.workers.processes[index]
+        process.processEnded(Failure(ProcessTerminated(signal=9)))
+        return process
+
+    def test_replaced_after_a_pause_that_grows(self):
+        """
+        A worker that ends is replaced after a pause, longer each time it
+        dies young, back to the shortest once one lived.
+        """
+        self.assertEqual(sorted(self.workers.processes), [1, 2])
+        pauses = []
+        for _ in range(3):
+            before = self.reactor.seconds()
+            self.end(1)
+            while 1 not in self.workers.processes:
+                self.reactor.advance(0.25)
+            pauses.append(self.reactor.seconds() - before)
+        self.assertEqual(pauses, [1.0, 2.0, 4.0])
+        self.reactor.advance(QUICK_DEATH + 1)
+        self.end(1)
+        self.reactor.advance(0.5)
+        self.assertIn(1, self.workers.processes)
+        _, _, env, fds, _ = self.reactor.spawned[-1]
+        role = json.loads(env[WORKER_ENVIRONMENT])
+        self.assertEqual((role["index"], role["log"]), (1, "/d/e-worker1.log"))
+
+    def test_stop_waits_for_all(self):
+        """
+        Stopping asks every worker to stop (SIGTERM), replaces none, fires
+        once all ended, and kills those still there after the wait.
+        """
+        stopped = self.workers.stopService()
+        processes = list(self.workers.processes.values())
+        self.assertEqual(
+            [p.transport.signals for p in processes], [[signal.SIGTERM]] * 2
+        )
+        processes[0].processEnded(Failure(ProcessTerminated(0)))
+        self.assertNoResult(stopped)
+        self.reactor.advance(STOP_WAIT)
+        self.assertEqual(processes[1].transport.signals[-1], signal.SIGKILL)
+        processes[1].processEnded(Failure(ProcessTerminated(signal=9)))
+        self.successResultOf(stopped)
+        self.reactor.advance(60)
+        self.assertEqual(len(self.reactor.spawned), 2)  # none replaced
