@@ -10,7 +10,6 @@ import re
 from typing import Union
 
 import msgspec
-import orjson
 
 # Error codes (contract section 5).
 BAD_MESSAGE = "bad_message"
@@ -141,14 +140,12 @@ def check_repeat(repeat):
     return None
 
 
-# What the server sends (contract section 2).
-#
-# The server encodes with orjson and decodes with msgspec, each where it
-# measured fastest (benchmarks/hot_path.py, docs/performance.md): msgspec
-# decodes and type-checks a message in one pass; orjson encodes large text
-# several times faster. Both write compact UTF-8 without \u escapes.
+# What the server sends (contract section 2), as compact UTF-8 JSON
+# without \u escapes. One JSON library, msgspec, chosen by measurement
+# (docs/performance.md): it decodes and type-checks a message in one pass,
+# and decodes large ones in half orjson's time.
 
-encode = orjson.dumps
+encode = msgspec.json.Encoder().encode
 
 
 def welcome(version, mode, max_message):
@@ -206,10 +203,7 @@ def echo_payload(text):
     """
     The C{echo} answering a C{say} without C{repeat}.
 
-    (Joined around the encoded text, which frees orjson's buffer at once:
-    orjson allocates for the worst case and shrinks, and while several of
-    its results are alive each large one costs ten times more. Encoding
-    the whole dict is slower still.)
+    (Joined around the encoded text: encoding the whole dict is slower.)
     """
     return b"".join((ECHO_HEAD, encode(text), b"}"))
 

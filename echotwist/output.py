@@ -1,7 +1,11 @@
 # -*- test-case-name: tests.test_output -*-
 """
-What one server connection writes (L{Output}).
+What one server connection writes (L{Output}), and the producer its
+transport pauses when the client does not read.
 """
+
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from echotwist.flow import BUSY, ECHOING, OUTPUT
 from echotwist.messages import echo_payload, echo_payloads, encode
@@ -20,6 +24,7 @@ def close_writing(transport):
         transport.loseConnection()
 
 
+@implementer(IPushProducer)
 class Output:
     """
     The frames one connection writes, framed and written with as few
@@ -33,6 +38,11 @@ class Output:
     (the L{echotwist.flow.Flow}'s C{OUTPUT} hold); the connection's
     messages wait with them (C{ECHOING}).
 
+    It is the transport's producer (L{IPushProducer}): when the
+    transport's buffer is full it pauses the output, which holds the
+    connection's messages (their replies would pile up) and starts the
+    stall timeout, until the transport resumes it.
+
     @ivar gathered: the frames gathered for one write, or L{None} when
         not gathering. The connection starts gathering for each read.
     """
@@ -41,29 +51,35 @@ class Output:
     __slots__ = (
         "_transport",
         "_flow",
+        "_deadlines",
         "_clock",
         "_linger",
         "gathered",
         "_echoes",
         "_abort_call",
+        "_ended",
     )
 
-    def __init__(self, transport, flow, clock, linger):
+    def __init__(self, transport, flow, deadlines, clock, linger):
         """
         @param transport: where to write (looked up on each write: tests
             replace its methods).
         @param flow: the connection's L{echotwist.flow.Flow}.
+        @param deadlines: the connection's L{echotwist.deadlines.Deadlines}
+            (a paused output starts its stall timeout).
         @param clock: an C{IReactorTime}.
         @param linger: how long, once closing, what was written may take
             to be flushed before the connection is aborted.
         """
         self._transport = transport
         self._flow = flow
+        self._deadlines = deadlines
         self._clock = clock
         self._linger = linger
         self.gathered = None
         self._echoes = None
         self._abort_call = None
+        self._ended = False  # closing or lost: written nothing more
 
     def send(self, message):
         """
@@ -145,17 +161,33 @@ class Output:
         self._echoes = None
         flow.release(ECHOING)
 
-    def resume(self):
+    # IPushProducer: not the frame receiver's methods of the same names,
+    # which would stop reading input (reading stops only through the Flow).
+
+    def pauseProducing(self):
+        """
+        The transport's buffer is full: write nothing more, and hold the
+        connection's messages until L{resumeProducing}. The stall timeout
+        runs meanwhile.
+        """
+        if not self._ended:
+            self._deadlines.stalled_since = self._clock.seconds()
+            self._flow.hold(OUTPUT)
+
+    def resumeProducing(self):
         """
         The transport takes writes again: release the C{OUTPUT} hold, and
         write the echoes that wait, if any.
         """
+        self._deadlines.stalled_since = None
+        if self._ended or not self._flow.holds & OUTPUT:
+            return
         echoing = self._echoes is not None
         self._flow.release(OUTPUT)  # (while echoing, ECHOING still holds)
         if echoing:
             self._write_echoes()
 
-    def stop(self):
+    def stopProducing(self):
         """
         Write no more echoes: the connection is closing or gone.
         """
@@ -167,7 +199,8 @@ class Output:
         was written is flushed; abort it if that takes longer than the
         linger time.
         """
-        self.stop()
+        self._ended = True
+        self.stopProducing()
         transport = self._transport
         # No more producing: while a producer is registered (and paused)
         # Twisted would wait for it instead of closing once flushed.
@@ -185,7 +218,8 @@ class Output:
         """
         The connection is gone: write nothing more, and abort nothing.
         """
-        self.stop()
+        self._ended = True
+        self.stopProducing()
         call, self._abort_call = self._abort_call, None
         if call is not None and call.active():
             call.cancel()

@@ -10,7 +10,7 @@ its socket is read is its L{Flow}, and its timeouts are its L{Deadlines}.
 from enum import Enum
 
 from twisted.internet.defer import CancelledError
-from twisted.internet.interfaces import IHandshakeListener, IPushProducer, ISSLTransport
+from twisted.internet.interfaces import IHandshakeListener, ISSLTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -18,7 +18,7 @@ from zope.interface import implementer
 from echotwist import messages as m
 from echotwist.addresses import peer_host
 from echotwist.deadlines import Deadlines
-from echotwist.flow import BUSY, OUTPUT, Flow
+from echotwist.flow import BUSY, Flow
 from echotwist.framing import FrameReceiver
 from echotwist.output import Output
 from echotwist.prompts import format_address
@@ -67,7 +67,7 @@ class Stage(Enum):
 OPEN, CLOSING, LOST = Stage
 
 
-@implementer(ISessionPeer, IPushProducer, IHandshakeListener)
+@implementer(ISessionPeer, IHandshakeListener)
 class ServerProtocol(FrameReceiver):
     """
     The server side of one echolab connection.
@@ -100,12 +100,14 @@ class ServerProtocol(FrameReceiver):
         self.MAX_LENGTH = settings.max_message
         self.address = peer_host(transport.getPeer())
         self.handshaking = ISSLTransport.providedBy(transport)
-        self._deadlines = Deadlines(settings, clock.seconds())
+        self._deadlines = deadlines = Deadlines(settings, clock.seconds())
         self._flow = flow = Flow(self, transport, clock)
-        self._output = output = Output(transport, flow, clock, settings.linger)
+        self._output = output = Output(
+            transport, flow, deadlines, clock, settings.linger
+        )
         self.send, self.send_echoes = output.send, output.send_echoes
         no_delay(transport)
-        transport.registerProducer(self, True)
+        transport.registerProducer(output, True)  # the client's reading paces it
         refusal = factory.admit(self)
         if refusal:
             peer = self.address
@@ -231,32 +233,6 @@ class ServerProtocol(FrameReceiver):
         )
         if self.stage is OPEN and self.session is not None:
             self.session.refuse(m.SERVER_ERROR, "internal error; please try again")
-
-    # IPushProducer: the transport asks us to stop producing output, its
-    # buffer being full (the client is not reading what we send), then to
-    # resume. Not FrameReceiver's methods of the same names, which would
-    # stop reading input: reading stops only through the Flow.
-
-    def pauseProducing(self):
-        """
-        Write nothing more, and hold messages (their replies would pile up)
-        until L{resumeProducing}. The stall timeout runs meanwhile.
-        """
-        if self.stage is OPEN:
-            self._deadlines.stalled_since = self.clock.seconds()
-            self._flow.hold(OUTPUT)
-
-    def resumeProducing(self):
-        """
-        Write the echoes that wait, and go on with the messages.
-        """
-        self._deadlines.stalled_since = None
-        if self.stage is OPEN and self._flow.holds & OUTPUT:
-            self._output.resume()
-
-    def stopProducing(self):
-        """The transport is going away: write no more echoes."""
-        self._output.stop()
 
     # Closing.
 

@@ -7,8 +7,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist.deadlines import Deadlines
 from echotwist.flow import BUSY, ECHOING, OUTPUT, Flow
 from echotwist.output import Output, close_writing
+from echotwist.settings import Settings
 from echotwist.wire import frame, header
 from tests.helpers import HalfCloseableTransport, unframe
 from tests.test_flow import Receiver
@@ -55,8 +57,11 @@ class OutputTestCase(SynchronousTestCase):
         self.receiver.makeConnection(self.transport)
         self.clock = Clock()
         self.flow = Flow(self.receiver, self.transport, self.clock)
-        self.output = Output(self.transport, self.flow, self.clock, linger=5)
-        self.transport.full = lambda: self.flow.hold(OUTPUT)
+        self.deadlines = Deadlines(Settings(), self.clock.seconds())
+        self.output = Output(
+            self.transport, self.flow, self.deadlines, self.clock, linger=5
+        )
+        self.transport.full = self.output.pauseProducing
 
     def replies(self):
         data = self.transport.value()
@@ -154,7 +159,7 @@ class EchoTests(OutputTestCase):
         self.assertTrue(self.receiver.paused)
         self.receiver.dataReceived(frame(b"waits"))
         self.assertEqual(self.receiver.frames, [])
-        self.output.resume()
+        self.output.resumeProducing()
         self.assertEqual(len(self.transport.writes), 5)
         self.assertEqual(self.flow.holds, 0)
         self.assertEqual(self.receiver.frames, [b"waits"])
@@ -167,7 +172,7 @@ class EchoTests(OutputTestCase):
         self.transport.full_after = 1
         self.output.send_echoes("x", 5)
         self.transport.full_after = 3
-        self.output.resume()
+        self.output.resumeProducing()
         self.assertEqual(len(self.transport.writes), 3)
         self.assertEqual(self.flow.holds, OUTPUT | ECHOING)
 
@@ -177,7 +182,7 @@ class EchoTests(OutputTestCase):
         """
         self.flow.hold(OUTPUT)
         self.receiver.dataReceived(frame(b"waits"))
-        self.output.resume()
+        self.output.resumeProducing()
         self.assertEqual(self.receiver.frames, [b"waits"])
         self.assertEqual(self.transport.writes, [])
 
@@ -187,8 +192,8 @@ class EchoTests(OutputTestCase):
         """
         self.transport.full_after = 1
         self.output.send_echoes("x", 5)
-        self.output.stop()
-        self.output.resume()
+        self.output.stopProducing()
+        self.output.resumeProducing()
         self.assertEqual(len(self.transport.writes), 1)
 
 
@@ -236,3 +241,40 @@ class CloseTests(OutputTestCase):
         transport = StringTransport()
         close_writing(transport)
         self.assertTrue(transport.disconnecting)
+
+
+class ProducerTests(OutputTestCase):
+    def test_interface(self):
+        """
+        The output is the transport's push producer.
+        """
+        from twisted.internet.interfaces import IPushProducer
+        from zope.interface.verify import verifyObject
+
+        self.assertTrue(verifyObject(IPushProducer, self.output))
+
+    def test_pause_starts_stall_timeout(self):
+        """
+        A paused output holds the messages and starts the stall clock;
+        resuming stops it.
+        """
+        self.clock.advance(7)
+        self.output.pauseProducing()
+        self.assertEqual(self.deadlines.stalled_since, 7)
+        self.assertEqual(self.flow.holds, OUTPUT)
+        self.output.resumeProducing()
+        self.assertIsNone(self.deadlines.stalled_since)
+        self.assertEqual(self.flow.holds, 0)
+
+    def test_pause_after_close(self):
+        """
+        Once closing, a pause holds nothing: the connection reads on, to
+        discard what arrives.
+        """
+        self.transport = HalfCloseableTransport()
+        output = Output(self.transport, self.flow, self.deadlines, self.clock, 5)
+        self.transport.registerProducer(output, True)
+        output.close()
+        output.pauseProducing()
+        self.assertIsNone(self.deadlines.stalled_since)
+        self.assertEqual(self.flow.holds, 0)

@@ -223,7 +223,7 @@ class ClosingTests(SynchronousTestCase):
         even if it had paused the connection (it would otherwise wait for
         its producer).
         """
-        self.c.protocol.pauseProducing()
+        self.c.protocol.transport.producer.pauseProducing()
         self.c.protocol.finish({"type": "bye", "text": "closing"})
         self.assertIsNone(self.c.transport.producer)
         self.assertTrue(self.c.transport.write_closed)
@@ -355,7 +355,7 @@ class HoldTests(SynchronousTestCase):
         def write(data):
             written.append(data)
             if len(written) == 3:
-                protocol.pauseProducing()
+                protocol.transport.producer.pauseProducing()
 
         protocol.transport.write = write
         protocol.transport.writeSequence = lambda pieces: write(b"".join(pieces))
@@ -363,7 +363,7 @@ class HoldTests(SynchronousTestCase):
             {"type": "say", "text": "x", "repeat": 10}, {"type": "say", "text": "after"}
         )
         self.assertEqual(len(written), 3)
-        protocol.resumeProducing()
+        protocol.transport.producer.resumeProducing()
         self.assertEqual(len(written), 11)
 
     def test_server_error(self):
@@ -468,7 +468,7 @@ class LoginTimeoutTests(SynchronousTestCase):
         the login timeout, not the longer stall timeout.
         """
         c = self.conversation("auth")
-        c.protocol.pauseProducing()
+        c.protocol.transport.producer.pauseProducing()
         self.clock.pump([1] * 11)
         self.assertTrue(c.closing)
 

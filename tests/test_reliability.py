@@ -539,12 +539,12 @@ class ClockTimeoutTests(SynchronousTestCase):
         again in time does not.
         """
         c = self.conversation("echo", stall_timeout=10, idle_timeout=300)
-        c.protocol.pauseProducing()  # what the transport does when full
+        c.protocol.transport.producer.pauseProducing()  # what the transport does when full
         self.clock.pump([1] * 9)
-        c.protocol.resumeProducing()
+        c.protocol.transport.producer.resumeProducing()
         self.clock.pump([1] * 20)
         self.assertFalse(c.closing)
-        c.protocol.pauseProducing()
+        c.protocol.transport.producer.pauseProducing()
         self.clock.pump([1] * 10)
         self.assertTimedOut(c)
 
