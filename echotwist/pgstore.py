@@ -18,6 +18,7 @@ reconnects on its own when it comes back.
 
 import logging
 import re
+from contextlib import contextmanager
 from functools import lru_cache
 
 from psycopg import Error as PostgresError
@@ -38,9 +39,14 @@ MIGRATION_LOCK = 0x6563686F  # an advisory lock key ("echo"): one migrator
 def postgres_ddl(statement):
     """
     A schema statement of L{echotwist.store}, in PostgreSQL's types: bytes
-    are C{BYTEA}, and integers (Unix times among them) C{BIGINT}.
+    are C{BYTEA}, integers (Unix times among them) C{BIGINT}, and an
+    C{AUTOINCREMENT} key (never reused) a C{BIGSERIAL} one (never reused
+    either).
     """
     statement = re.sub(r"\bBLOB\b", "BYTEA", statement)
+    statement = re.sub(
+        r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b", "BIGSERIAL PRIMARY KEY", statement
+    )
     return re.sub(r"\bINTEGER\b", "BIGINT", statement)
 
 
@@ -93,17 +99,19 @@ def _first_line(error):
     return first
 
 
-class Database(store.Database):
+class Database:
     """
     A PostgreSQL database reached through a pool of at most C{connections}
-    connections, used from as many threads. (C{read} and C{write} are
-    SQLite's, over this class's C{run}, C{_read} and C{_write}.)
+    connections, used from as many threads. A call the database cannot
+    answer fails with L{StoreError}, as SQLite's do.
 
     @ivar url: the libpq connection URI.
+    @ivar path: where the database is, for messages (no password).
     """
 
     def __init__(self, url, reactor, connections=4):
         self.url = url
+        self.path = describe(url)
         self._reactor = reactor
         self._size = connections
         self._threads = ThreadPool(
@@ -123,13 +131,12 @@ class Database(store.Database):
             raise StoreError(
                 f"--store {self.url!r}: not a postgresql:// URL nor sqlite:PATH"
             )
-        where = describe(self.url)
         try:
             conninfo_to_dict(self.url)
             with connect(self.url, connect_timeout=CONNECT_TIMEOUT) as db:
-                _migrate(db, where)
+                _migrate(db, self.path)
         except PostgresError as e:
-            raise StoreError(f"cannot use {where}: {_first_line(e)}") from None
+            raise StoreError(f"cannot use {self.path}: {_first_line(e)}") from None
         self._pool = ConnectionPool(
             self.url,
             min_size=1,
@@ -168,17 +175,47 @@ class Database(store.Database):
         """
         return threads.deferToThreadPool(self._reactor, self._threads, function, *args)
 
-    def _read(self, sql, args):
-        with self._pool.connection() as db:
-            return db.execute(to_postgres(sql), args).fetchone()
+    def read(self, sql, args=()):
+        """The first row of C{sql}, or L{None}."""
+        return self.run(self._read, sql, args, False)
+
+    def read_all(self, sql, args=()):
+        """Every row of C{sql} (which bounds them), as a list."""
+        return self.run(self._read, sql, args, True)
+
+    def write(self, *statements):
+        """
+        Run (sql, args) C{statements} in one committed transaction; fires
+        with the last one's row count.
+        """
+        return self.run(self._write, statements)
+
+    def _read(self, sql, args, every):
+        with self._connection() as db:
+            cursor = db.execute(to_postgres(sql), args)
+            return cursor.fetchall() if every else cursor.fetchone()
 
     def _write(self, statements):
         count = 0
-        with self._pool.connection() as db, db.transaction():
+        with self._connection() as db, db.transaction():
             for sql, args in statements:
                 sql = _with_changes(to_postgres(sql), count)
                 count = db.execute(sql, args).rowcount
         return count
+
+    @contextmanager
+    def _connection(self):
+        """
+        A connection of the pool, psycopg's errors (the server gone, no
+        connection free within L{CONNECTION_WAIT}) raised as L{StoreError}.
+        """
+        if self._pool is None:  # (a call queued after close, at shutdown)
+            raise StoreError(f"{self.path}: closed")
+        try:
+            with self._pool.connection() as db:
+                yield db
+        except PostgresError as e:
+            raise StoreError(f"{self.path}: {_first_line(e)}") from None
 
 
 def _migrate(db, where):
@@ -200,11 +237,12 @@ def _migrate(db, where):
             )
         if version == SCHEMA_VERSION:
             return
-        steps = (
-            [_SCHEMA]
-            if version == 0
-            else [_MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1)]
-        )
+        # A new database gets the first schema, then every migration, as
+        # SQLite's do.
+        steps = [_SCHEMA] if version == 0 else []
+        steps += [
+            _MIGRATIONS[v] for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1)
+        ]
         for statements in steps:
             for statement in statements:
                 db.execute(statement)
