@@ -5,11 +5,11 @@ pipelined echo, for 1 and 2 workers, on SQLite and PostgreSQL, and through
 HAProxy in front of nodes in network namespaces (contrib/cluster). The load
 is benchmarks/loadgen (built by run.py's rules), on the same machine.
 
-    .venv/bin/python benchmarks/scaling.py              # all (root, for HAProxy)
-    .venv/bin/python benchmarks/scaling.py --quick      # short windows
+    .venv/bin/python benchmarks/scaling.py              # all, 3 repetitions
+    .venv/bin/python benchmarks/scaling.py --quick      # 2 s windows, once
 
-Prints one Markdown table; every run's loadgen line goes to
-benchmarks/results/scaling-DATE.json.
+(HAProxy's rows need root.) Prints one Markdown table of medians, with
+their ranges; every run's figures go to benchmarks/results/scaling-DATE.json.
 """
 
 import argparse
@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -144,41 +145,57 @@ def measure(seconds, concurrency):
         yield f"HAProxy, 2 nodes x 1 worker, PostgreSQL ({mode})", results
 
 
+def table(runs):
+    """
+    The Markdown table: for each configuration, each figure's median over
+    the repetitions, with their range when there were several.
+    """
+    lines = [
+        "| configuration | token logins/s | password logins/s | registrations/s "
+        "| pipelined echo msgs/s |",
+        "|---|---|---|---|---|",
+    ]
+    for label, results in runs.items():
+
+        def cell(key, results=results):
+            values = sorted(r[key] for r in results if key in r)
+            if not values:
+                return ""
+            median = statistics.median(values)
+            spread = f" ({values[0]:,.0f}-{values[-1]:,.0f})" if len(values) > 1 else ""
+            return f"{median:,.0f}{spread}"
+
+        cells = " | ".join(
+            cell(k) for k in ("tokenlogin", "pwlogin", "register", "echo")
+        )
+        lines.append(f"| {label} | {cells} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="2 s windows, 1 rep")
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8, help="auth flows")
     options = parser.parse_args()
     benchmarks.compile_tools()
-    seconds = 2 if options.quick else 6
+    seconds, reps = (2, 1) if options.quick else (6, options.reps)
     per_hash = seconds_per_hash()
     print(f"argon2id check at the default parameters: {per_hash * 1000:.0f} ms; "
-          f"load average before: {os.getloadavg()[0]:.2f}")  # fmt: skip
-    rows = []
-    print("| configuration | token logins/s | password logins/s | registrations/s "
-          "| pipelined echo msgs/s |")  # fmt: skip
-    print("|---|---|---|---|---|")
-    for label, r in measure(seconds, options.concurrency):
-        rows.append({"configuration": label, **r})
-
-        def cell(key, r=r):
-            return f"{r[key]:,.0f}" if key in r else ""
-
-        print(f"| {label} | {cell('tokenlogin')} | {cell('pwlogin')} | "
-              f"{cell('register')} | {cell('echo')} |", flush=True)  # fmt: skip
+          f"load average before: {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    runs = {}
+    for rep in range(reps):
+        for label, results in measure(seconds, options.concurrency):
+            print(f"rep {rep + 1}: {label}: {results}", flush=True)
+            runs.setdefault(label, []).append(results)
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(table(runs))
     os.makedirs(os.path.join(BENCH, "results"), exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     with open(os.path.join(BENCH, "results", f"scaling-{stamp}.json"), "w") as f:
-        json.dump(
-            {
-                "when": stamp,
-                "load": os.getloadavg(),
-                "seconds_per_hash": per_hash,
-                "rows": rows,
-            },
-            f,
-            indent=1,
-        )
+        record = {"when": stamp, "load": os.getloadavg(), "runs": runs,
+                  "seconds_per_hash": per_hash}  # fmt: skip
+        json.dump(record, f, indent=1)
     return 0
 
 
