@@ -251,11 +251,7 @@ class Accounts:
             or failing with L{UnauthorizedLogin} or L{RateLimited}.
         """
         refreshed = self._throttle.refresh(login, address)
-        if refreshed is None:
-            return self._login_with_password(login, password, address)
-        return refreshed.addCallback(
-            lambda _: self._login_with_password(login, password, address)
-        )
+        return _after(refreshed, self._login_with_password, login, password, address)
 
     def _login_with_password(self, login, password, address):
         throttle = self._throttle
@@ -293,7 +289,7 @@ class Accounts:
                 return failure
             throttle.finish_password(login, address, matched=False)
             self.log.warn(text, login=login, address=address, client=address)
-            return failure
+            return _after(throttle.settled(), lambda: failure)
 
         return d.addCallbacks(accepted, refused)
 
@@ -305,12 +301,8 @@ class Accounts:
         @return: a L{Deferred} firing with L{LoggedIn}, or failing with
             L{UnauthorizedLogin} or L{RateLimited}.
         """
-        refreshed = refused_before and self._throttle.refresh(None, address)
-        if not refreshed:
-            return self._login_with_token(token, address, refused_before)
-        return refreshed.addCallback(
-            lambda _: self._login_with_token(token, address, refused_before)
-        )
+        refreshed = self._throttle.refresh(None, address) if refused_before else None
+        return _after(refreshed, self._login_with_token, token, address, refused_before)
 
     def _login_with_token(self, token, address, refused_before):
         try:
@@ -336,7 +328,7 @@ class Accounts:
             self.log.warn(
                 "refused token from {address}", address=address, client=address
             )
-            return failure
+            return _after(self._throttle.settled(), lambda: failure)
 
         return d.addCallbacks(accepted, refused)
 
@@ -392,3 +384,13 @@ class Accounts:
             "revoking a token on logout from {address}", address=address, client=address
         )
         return self._credentials.revoke(digest)
+
+
+def _after(deferred, function, *args):
+    """
+    C{function(*args)} once C{deferred} has fired (the throttle sharing its
+    counts), or at once when there is no C{deferred}.
+    """
+    if deferred is None:
+        return function(*args)
+    return deferred.addCallback(lambda _: function(*args))

@@ -8,8 +8,9 @@ Each process keeps deciding from its own tables (L{echotwist.throttle}),
 at once and without waiting on the database for its decision itself:
 
   - every failure (and every forgiveness) is also written to the shared
-    table, behind the reply, one transaction at a time, with what arrives
-    meanwhile added up for the next one (bounded);
+    table, one transaction at a time, with what arrives meanwhile added up
+    for the next one (bounded); the client is told of its failure once the
+    count is committed, so it cannot outrun it to another process;
   - before a password is checked (and before a token from a connection
     that had one refused), the shared counts of its keys are read, in one
     query, and taken into the local tables when higher.
@@ -26,6 +27,7 @@ on with its own counts.
 
 from twisted.application import service
 from twisted.application.internet import TimerService
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from echotwist.throttle import Backoff, LoginThrottle
@@ -80,7 +82,9 @@ class SharedFailures(service.Service):
         self._forget_after = forget_after
         self._max_pending = max_pending
         self._pending = {}  # shared key -> [reset first?, failures to add]
+        self._waiting = []  # Deferreds for when the pending changes commit
         self._writing = None
+        self._batch_waiting = []  # ... for when the write under way commits
         self._pruner = TimerService(PRUNE_EVERY, self._prune)
         self._pruner.clock = clock
 
@@ -112,8 +116,20 @@ class SharedFailures(service.Service):
         if self._writing is None:
             self._write()
 
+    def settled(self):
+        """
+        @return: a L{Deferred} that fires once the changes made so far are
+            committed (or failed to be), or L{None} when they are.
+        """
+        if not self._pending and self._writing is None:
+            return None
+        waiter = defer.Deferred()
+        (self._waiting if self._pending else self._batch_waiting).append(waiter)
+        return waiter
+
     def _write(self):
         changes, self._pending = self._pending, {}
+        self._batch_waiting, self._waiting = self._waiting, []
         now = self._clock.seconds()
         statements = []
         for key, (reset, failures) in changes.items():
@@ -127,8 +143,11 @@ class SharedFailures(service.Service):
 
     def _written(self, _):
         self._writing = None
+        waiters, self._batch_waiting = self._batch_waiting, []
         if self._pending:
             self._write()
+        for waiter in waiters:
+            waiter.callback(None)
 
     def refresh(self, keys):
         """
@@ -198,6 +217,14 @@ class SharedLoginThrottle(LoginThrottle):
             ("token-address", self._token_address),
         ):
             table.name, table.shared = name, shared
+
+    def settled(self):
+        """
+        @return: a L{Deferred} firing once this process's failures so far
+            are shared (so that a client told of its failure cannot outrun
+            the count elsewhere), or L{None} when they are.
+        """
+        return self._shared.settled()
 
     def refresh(self, login, address):
         """

@@ -165,9 +165,7 @@ class Backoff:
         return 0
 
     def checking(self, key):
-        """
-        @return: how many attempts for C{key} are under way.
-        """
+        """@return: how many attempts for C{key} are under way."""
         record = self._record(key)
         return 0 if record is None else record.checking
 
@@ -318,6 +316,10 @@ class LoginThrottle:
         @return: L{None}: one process has no others' counts to take in
             before an attempt (L{echotwist.shared_throttle} has).
         """
+        return None
+
+    def settled(self):
+        """@return: L{None}: no count to share before a verdict goes out."""
         return None
 
     def start_password(self, login, address):

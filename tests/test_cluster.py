@@ -50,7 +50,7 @@ class ClusterTests(SynchronousTestCase):
         for what in (
             "token logins landed on node1",
             "logged out on one node was refused by all",
-            "then rate_limited",
+            "refused unchecked while blocked",
             "killed (kill -9)",
             "all checks passed",
         ):

@@ -3,6 +3,7 @@ Tests for L{echotwist.shared_throttle}: two throttles on one store, as two
 server processes, allow the guesses of one (within the documented bound).
 """
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -122,6 +123,33 @@ class SharedThrottleTests(SynchronousTestCase):
         for i in range(5):
             shared.changed(f"address:10.0.0.{i}", True)
         self.assertEqual(len(shared._pending), 2)
+
+    def test_settled_once_committed(self):
+        """
+        L{SharedLoginThrottle.settled} fires once the failures counted so
+        far are committed, those counted during a write included.
+        """
+        writes = []
+
+        class SlowDatabase:
+            def write(self, *statements):
+                writes.append(defer.Deferred())
+                return writes[-1]
+
+        shared = SharedFailures(SlowDatabase(), self.clock, 1800)
+        throttle = SharedLoginThrottle(self.clock, LIMITS, shared)
+        self.assertIsNone(throttle.settled())
+        throttle.token_refused("10.0.0.1")
+        first = throttle.settled()
+        throttle.token_refused("10.0.0.2")  # waits for the next write
+        second = throttle.settled()
+        self.assertNoResult(first)
+        writes[0].callback(1)
+        self.successResultOf(first)
+        self.assertNoResult(second)
+        writes[1].callback(1)
+        self.successResultOf(second)
+        self.assertIsNone(throttle.settled())
 
     def test_unreadable_store_falls_back(self):
         """
