@@ -18,6 +18,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -31,7 +32,7 @@ sys.path[:0] = [ROOT, BENCH, os.path.join(ROOT, "contrib", "cluster")]
 import run as benchmarks  # noqa: E402
 from cluster import TWISTD, Cluster  # noqa: E402
 from cluster import missing as cluster_missing  # noqa: E402
-from tests.postgres_support import PostgresServer, temporary_folder  # noqa: E402
+from tests.postgres_support import PostgresServer  # noqa: E402
 
 LOADGEN = os.path.join(BENCH, "bin", "loadgen")
 # Registrations and look-ups from the load generator's few addresses are
@@ -89,6 +90,7 @@ def server(mode, workers, store=None, extra=()):
     finally:
         process.terminate()
         process.wait(60)
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def auth_flows(port, seconds, concurrency):
@@ -115,8 +117,7 @@ def measure(seconds, concurrency):
     """
     Yield (label, results) for each configuration.
     """
-    pg_folder = temporary_folder()
-    pg = PostgresServer(os.path.join(pg_folder, "pg"), durable=True).start()
+    pg = PostgresServer.temporary(durable=True).start()
     try:
         for store in ("sqlite", "postgresql"):
             for workers in (1, 2):

@@ -86,6 +86,7 @@ class PostgresServer:
         self.data = os.path.join(self.folder, "data")
         self.durable = durable
         self._bin = binaries()
+        self._owned = None
 
     def url(self, database="postgres", user="postgres", password=None):
         """
@@ -152,10 +153,24 @@ class PostgresServer:
             self._as_server_user("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop")
 
     def destroy(self):
+        """
+        Stop the server and delete its folder (and the temporary folder
+        around it, for one made by L{temporary})."""
         try:
             self.stop("immediate")
         finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            shutil.rmtree(self._owned or self.folder, ignore_errors=True)
+
+    @classmethod
+    def temporary(cls, durable=False):
+        """
+        A server (not yet started) in a new L{temporary_folder}, which
+        L{destroy} deletes.
+        """
+        parent = temporary_folder()
+        server = cls(os.path.join(parent, "pg"), durable)
+        server._owned = parent
+        return server
 
 
 _shared = {}
@@ -168,8 +183,7 @@ def shared_server():
     (L{fresh_database}).
     """
     if "server" not in _shared:
-        server = PostgresServer(os.path.join(temporary_folder(), "pg"))
-        atexit.register(shutil.rmtree, os.path.dirname(server.folder), True)
+        server = PostgresServer.temporary()
         atexit.register(server.destroy)
         _shared["server"] = server.start()
         _shared["count"] = 0

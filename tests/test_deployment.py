@@ -14,7 +14,6 @@ from tests.postgres_support import (
     PostgresServer,
     fresh_database,
     missing,
-    temporary_folder,
 )
 from tests.test_twistd import CHEAP, Server, until
 
@@ -135,7 +134,7 @@ class OutageTests(SynchronousTestCase):
         why = missing()
         if why:
             raise SkipTest(why)
-        pg = PostgresServer(os.path.join(temporary_folder(), "pg")).start()
+        pg = PostgresServer.temporary().start()
         self.addCleanup(pg.destroy)
         url = pg.create_database("outage")
         data = os.path.abspath(self.mktemp())

@@ -5,7 +5,6 @@ sharing it, a server that goes away and comes back, and clear refusals at
 start.
 """
 
-import os
 from unittest import SkipTest
 
 from psycopg.conninfo import conninfo_to_dict
@@ -22,7 +21,6 @@ from tests.postgres_support import (
     fresh_database,
     missing,
     shared_server,
-    temporary_folder,
 )
 
 
@@ -218,7 +216,7 @@ class OutageTests(TestCase):
         why = missing()
         if why:
             raise SkipTest(why)
-        self.server = PostgresServer(os.path.join(temporary_folder(), "pg")).start()
+        self.server = PostgresServer.temporary().start()
         self.addCleanup(self.server.destroy)
         self.db = pgstore.Database(self.server.create_database("outage"), reactor)
         self.db.open()
