@@ -25,7 +25,7 @@ from zope.interface import Attribute, Interface, implementer
 
 from echotwist import passwords
 from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
-from echotwist.store import LoginTaken
+from echotwist.credentials import AccountChanged, LoginTaken
 from echotwist.throttle import RateLimited
 
 __all__ = ["Accounts", "LoggedIn", "LoginTaken", "RateLimited", "IssuedToken"]
@@ -77,12 +77,17 @@ class PasswordAttempt:
     A login and password (UTF-8 bytes, as L{IUsernamePassword} has them)
     typed by a client, with the key of the client's address: the hashing
     queue is bounded per client.
+
+    @ivar verified_hash: once the password matched, the stored hash it
+        matched (or its upgrade): a token is issued only while it is still
+        the stored one.
     """
 
     def __init__(self, username, password, client):
         self.username = username
         self.password = password
         self.client = client
+        self.verified_hash = None
 
     def checkPassword(self, password):
         raise NotImplementedError("echolab checks passwords on its hashing threads")
@@ -156,8 +161,10 @@ class PasswordChecker:
         matches, replacement = yield self._hasher.verify(password, stored, creds.client)
         if not matches:
             raise UnauthorizedLogin("wrong password")
+        creds.verified_hash = stored
         if replacement is not None:
             yield self._credentials.replace_hash(registered, stored, replacement)
+            creds.verified_hash = replacement
         return registered
 
 
@@ -268,13 +275,14 @@ class Accounts:
         def accepted(result):
             registered = result[1].login
             throttle.finish_password(login, address, matched=True)
+            self._credentials.last_logins.seen(registered)
             self.log.info(
                 "{login} logged in with a password from {address}",
                 login=registered,
                 address=address,
                 client=address,
             )
-            return self._issue_token(registered, "password")
+            return self._issue_token(registered, "password", creds.verified_hash)
 
         def refused(failure):
             if failure.check(UnauthorizedLogin):
@@ -314,6 +322,7 @@ class Accounts:
 
         def accepted(result):
             registered = result[1].login
+            self._credentials.last_logins.seen(registered)
             self.log.info(
                 "{login} logged in with a token from {address}",
                 login=registered,
@@ -366,15 +375,27 @@ class Accounts:
         )
         return LoggedIn(login, "register", token.digest, token)
 
-    def _issue_token(self, login, via):
+    def _issue_token(self, login, via, verified_hash):
         """
-        Store a new token for C{login} (as registered).
+        Store a new token for C{login} (as registered), whose password
+        matched C{verified_hash}.
 
-        @return: a L{Deferred} firing with L{LoggedIn} once it is stored.
+        @return: a L{Deferred} firing with L{LoggedIn} once it is stored,
+            or failing with L{UnauthorizedLogin} if an administrator deleted
+            the account or reset its password meanwhile.
         """
         token = IssuedToken.new(self._clock.seconds(), self._token_ttl)
-        d = self._credentials.add_token(login, token.digest, token.expires)
-        return d.addCallback(lambda _: LoggedIn(login, via, token.digest, token))
+        d = self._credentials.add_token(
+            login, token.digest, token.expires, verified_hash
+        )
+
+        def changed(failure):
+            failure.trap(AccountChanged)
+            self.log.warn("{login} was changed during its password check", login=login)
+            raise UnauthorizedLogin("the account changed during the check")
+
+        d.addCallbacks(lambda _: LoggedIn(login, via, token.digest, token), changed)
+        return d
 
     def revoke(self, digest, address):
         """

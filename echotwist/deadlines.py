@@ -3,6 +3,8 @@
 The timeouts of one server connection (L{Deadlines}).
 """
 
+from echotwist.i18n import N_
+
 
 class Deadlines:
     """
@@ -54,12 +56,12 @@ class Deadlines:
         settings = self.settings
         stalled = self.stalled_since
         if stalled is not None and now - stalled >= settings.stall_timeout:
-            return "not reading what the server sends"
+            return N_("not reading what the server sends")
         if logging_in and now - self.connected_at >= settings.login_timeout:
-            return "took too long to identify or log in"
+            return N_("took too long to identify or log in")
         if self.unfinished_since is not None:
             if now - self.unfinished_since >= settings.frame_timeout:
-                return "a message was left incomplete"
+                return N_("a message was left incomplete")
         elif now - self.last_heard >= settings.idle_timeout:
-            return "idle for too long"
+            return N_("idle for too long")
         return None

@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from echotwist import __version__
 from echotwist import messages as m
 from echotwist.addresses import is_loopback
+from echotwist.i18n import N_, _
 from echotwist.protocol import ServerProtocol
 from echotwist.proxy import IClaimedAddress
 from echotwist.session import SESSIONS
@@ -58,7 +59,7 @@ class EchoFactory(ServerFactory):
         self.clock = clock
         self.identities = identities
         self.accounts = accounts
-        self.session_class = SESSIONS[settings.mode]
+        self.session_class = SESSIONS.get(settings.mode)  # (raw: none)
         self.connections = set()
         self.waiting = set()
         self._per_address = Counter()
@@ -80,11 +81,11 @@ class EchoFactory(ServerFactory):
         """
         settings = self.settings
         if self._full():
-            return "too many connections"
+            return N_("too many connections")
         address = connection.address
         crowded = self._per_address[address] >= settings.max_per_address
         if crowded and not on_this_machine(connection):
-            return "too many connections from your address"
+            return N_("too many connections from your address")
         self.connections.add(connection)
         self._per_address[address] += 1
         connection.counted = True
@@ -134,6 +135,26 @@ class EchoFactory(ServerFactory):
         for connection in list(self.connections):
             connection.check_timeouts(now)
 
+    def end_sessions(self, login_key, *messages):
+        """
+        Send C{messages} to the sessions logged in as C{login_key} (a login
+        in lower case; L{None}: every logged-in session) and close them: an
+        administrator deleted the account, reset its password or revoked
+        its tokens (L{echotwist.changes}). A scan of the connections, as
+        such changes are rare: no index to keep up on every login.
+
+        @return: how many sessions were ended.
+        """
+        ended = 0
+        for connection in list(self.connections):
+            account = getattr(connection.session, "account", None)
+            if account is None or connection.closing:
+                continue
+            if login_key is None or account.lower() == login_key:
+                connection.finish(*messages)
+                ended += 1
+        return ended
+
     def say_goodbye(self):
         """
         Send C{bye} to every client and close: the server is stopping.
@@ -144,6 +165,7 @@ class EchoFactory(ServerFactory):
         if not self.connections:
             return defer.succeed(None)
         self._all_closed = defer.Deferred()
+        goodbye = _("The server is shutting down.")
         for connection in list(self.connections):
-            connection.finish(m.bye("The server is shutting down."))
+            connection.finish(m.bye(goodbye))
         return self._all_closed

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from echotwist.i18n import N_
 from echotwist.prompts import format_address
 from echotwist.startup import StartupError
 
@@ -45,9 +46,17 @@ def listen_with_fallback(listen, factory, port, tries, interface, backlog):
             )
             error = e
     if last == port:
-        raise StartupError(f"cannot listen on {interface}:{port}: {error.socketError}")
+        raise StartupError(
+            N_("cannot listen on {interface}:{port}: {why}"),
+            interface=interface,
+            port=port,
+            why=error.socketError,
+        )
     raise StartupError(
-        f"cannot listen on {interface}: ports {port}-{last} are all taken"
+        N_("cannot listen on {interface}: ports {port}-{last} are all taken"),
+        interface=interface,
+        port=port,
+        last=last,
     )
 
 
@@ -107,6 +116,13 @@ def _on_interface(interface, listening):
     return format_address(interface, listening.getHost().port)
 
 
+def _with_kind(describe, kind, listening):
+    """
+    Where C{describe} says C{listening} listens, and what is served there.
+    """
+    return f"{describe(listening)} ({kind})"
+
+
 def _by_kind(scheme, listening):
     """
     Where an endpoint string listens, and what kind of endpoint it is.
@@ -157,19 +173,32 @@ class ListenerService(StreamServerEndpointService):
         self._late, self._failed_now = False, None
 
     @classmethod
-    def on_port(cls, listen, factory, port, tries, interface, backlog, announce):
+    def on_port(
+        cls, listen, factory, port, tries, interface, backlog, announce, kind=None
+    ):
         """
         Listen on C{--port}, with its fallback (L{FallbackPortEndpoint}).
+
+        @param kind: what is served there, if not the framed protocol
+            (C{"raw"}), for the listening line.
         """
         endpoint = FallbackPortEndpoint(listen, port, tries, interface, backlog)
-        return cls(endpoint, factory, announce, partial(_on_interface, interface))
+        describe = partial(_on_interface, interface)
+        if kind is not None:
+            describe = partial(_with_kind, describe, kind)
+        return cls(endpoint, factory, announce, describe)
 
     @classmethod
-    def on_endpoint(cls, reactor, factory, description, backlog, announce):
+    def on_endpoint(cls, reactor, factory, description, backlog, announce, kind=None):
         """
         Listen on a C{--listen} endpoint string (L{endpoint_from}).
+
+        @param kind: what is served there, if not the framed protocol
+            (C{"raw"}), for the listening line.
         """
         scheme = description.split(":", 1)[0]
+        if kind is not None:
+            scheme = f"{scheme}, {kind}"
         return cls(
             endpoint_from(reactor, description, backlog),
             factory,
@@ -194,7 +223,7 @@ class ListenerService(StreamServerEndpointService):
 
     def _listening(self, listening):
         self.listening = listening
-        self.announce(f"listening on {self.describe(listening)}")
+        self.announce(N_("listening on {where}"), where=self.describe(listening))
         self.listened.callback(listening)
         return listening
 
@@ -208,7 +237,9 @@ class ListenerService(StreamServerEndpointService):
         error = reason.value
         if self.name is not None and not isinstance(error, StartupError):
             error = StartupError(
-                f"cannot listen on {self.name}: {reason.getErrorMessage()}"
+                N_("cannot listen on {name}: {why}"),
+                name=self.name,
+                why=reason.getErrorMessage(),
             )
         if self._late:
             self.listened.errback(error)

@@ -11,6 +11,8 @@ from typing import Union
 
 import msgspec
 
+from echotwist.i18n import N_, _
+
 # Error codes (contract section 5).
 BAD_MESSAGE = "bad_message"
 BAD_STATE = "bad_state"
@@ -92,13 +94,23 @@ def decode_client_message(payload):
             payload.decode("utf-8")
         return message
     except msgspec.ValidationError as e:
-        raise BadMessage(str(e)) from None
+        raise BadMessage(_explained(payload, str(e))) from None
     except msgspec.DecodeError as e:
-        raise BadMessage(f"not a JSON object: {e}") from None
+        raise BadMessage(_explained(payload, f"not a JSON object: {e}")) from None
     except UnicodeDecodeError:
-        raise BadMessage("not UTF-8") from None
+        raise BadMessage(_explained(payload, "not UTF-8")) from None
     except RecursionError:
         raise BadMessage("JSON nested too deeply") from None
+
+
+def _explained(payload, reason):
+    """
+    C{reason} (the decoder's) said for a person (L{echotwist.explain}; only
+    refused messages pay for it).
+    """
+    from echotwist.explain import bad_payload
+
+    return bad_payload(payload, reason)
 
 
 # Limits on values (contract section 6). Each returns a reason for a person
@@ -110,11 +122,11 @@ def check_name(name):
     @return: L{None} if C{name} (already trimmed) is acceptable, else why not.
     """
     if not name:
-        return "the name is empty"
+        return _("the name is empty")
     if len(name) > MAX_NAME:
-        return f"the name is longer than {MAX_NAME} characters"
+        return _("the name is longer than {max} characters").format(max=MAX_NAME)
     if not name.isprintable():
-        return "the name has characters that cannot be printed"
+        return _("the name has characters that cannot be printed")
     return None
 
 
@@ -123,11 +135,11 @@ def check_login(login):
     @return: L{None} if C{login} is acceptable, else why not.
     """
     if not login:
-        return "the login is empty"
+        return _("the login is empty")
     if len(login) > MAX_LOGIN:
-        return f"the login is longer than {MAX_LOGIN} characters"
+        return _("the login is longer than {max} characters").format(max=MAX_LOGIN)
     if not _LOGIN.fullmatch(login):
-        return "a login may hold only A-Z a-z 0-9 . _ -"
+        return _("a login may hold only A-Z a-z 0-9 . _ -")
     return None
 
 
@@ -136,7 +148,7 @@ def check_repeat(repeat):
     @return: L{None} if C{repeat} is in range, else why not.
     """
     if not 1 <= repeat <= MAX_REPEAT:
-        return f"repeat must be from 1 to {MAX_REPEAT}"
+        return _("repeat must be from 1 to {max}").format(max=MAX_REPEAT)
     return None
 
 
@@ -159,25 +171,46 @@ def welcome(version, mode, max_message):
 
 
 _PROMPTS = {
-    "name": "What is your name?",
-    "login": "Login:",
-    "password": "Password:",
-    "new_password": "New login. Choose a password (at least 8 characters):",
+    "name": N_("What is your name?"),
+    "login": N_("Login:"),
+    "password": N_("Password:"),
+    "new_password": N_("New login. Choose a password (at least {min} characters):"),
 }
+
+
+def prompt_text(field):
+    """
+    The question for C{field} in the language in use (the server's reply
+    text, and the client's own words for the fields it knows).
+    """
+    return _(_PROMPTS[field]).format(min=MIN_PASSWORD)
+
+
+def greet_text(name, known):
+    """
+    The greeting of C{name}, in the language in use.
+    """
+    if known:
+        return _("Welcome back, {name}!").format(name=name)
+    return _("Nice to meet you, {name}!").format(name=name)
 
 
 def ask(field):
     return {
         "type": "ask",
         "field": field,
-        "text": _PROMPTS[field],
+        "text": prompt_text(field),
         "secret": field in SECRET_FIELDS,
     }
 
 
 def greet(name, known):
-    text = f"Welcome back, {name}!" if known else f"Nice to meet you, {name}!"
-    return {"type": "greet", "name": name, "known": known, "text": text}
+    return {
+        "type": "greet",
+        "name": name,
+        "known": known,
+        "text": greet_text(name, known),
+    }
 
 
 def auth_ok(login, via, token=None, expires=None):

@@ -15,12 +15,35 @@ from echotwist.deployment import Deployment
 from echotwist.hashing import HashSettings
 from echotwist.listening import endpoint_from
 from echotwist.logbudget import ALLOWANCE
-from echotwist.optionspec import from_options, number, option_row, option_rows
+from echotwist.i18n import N_, _, install, language_in
+from echotwist.optionspec import (
+    LANGUAGE,
+    from_options,
+    number,
+    option_row,
+    option_rows,
+    translated_docs,
+    translated_usage,
+)
 from echotwist.settings import Settings
 from echotwist.throttle import Limits
 from echotwist.twistd_options import check_pidfile, logfile_option
 
 DEFAULT_PORT = 9090
+# Relative, as the contract says: the data folder is found from where the
+# server (and echolab-admin) is started; both say the absolute path.
+DEFAULT_DATA_DIR = "echolab-data"
+
+LISTEN_HELP = N_(
+    "Also listen on a Twisted endpoint; repeatable. Examples: "
+    "--listen 'tcp6:9090:interface=\\:\\:1' (quoted, or a shell eats the "
+    "backslashes), ssl:9443:privateKey=key.pem:certKey=cert.pem, "
+    "unix:/run/echolab.sock, haproxy:tcp:9092:interface=127.0.0.1 (behind "
+    "a trusted load balancer sending PROXY headers; bind it to an "
+    "interface only the balancer reaches). A string listens on every "
+    "interface unless it names one. Without --port, only these."
+)
+"""The help of C{--listen}, on one line (--help rewraps it), for the catalogs."""
 _defaults = Settings()
 _limits = Limits()
 
@@ -32,18 +55,28 @@ class Options(usage.Options):
     """
 
     synopsis = "[options]"
-    longdesc = (
+    longdesc = N_(
         "Serve the echolab protocol (length-prefixed JSON over TCP) in echo, "
         "ident or auth mode. Service messages go to the log file; the console "
         "shows the port really listened on."
     )
+
+    optFlags = [
+        [
+            "trace",
+            None,
+            "Log every frame in and out of each framed connection, decoded, "
+            "passwords and tokens redacted, mistakes explained (for "
+            "debugging a client: it writes a great deal).",
+        ],
+    ]
 
     optParameters = [
         option_row(
             "port",
             None,
             "TCP port to listen on; 0 takes any free port [default: "
-            f"{DEFAULT_PORT}; asked for when not given on a terminal].",
+            "{port}; asked for when not given on a terminal].",
             prompts.parse_port,
             short="p",
         ),
@@ -68,7 +101,7 @@ class Options(usage.Options):
         ),
         option_row(
             "data-dir",
-            "echolab-data",
+            DEFAULT_DATA_DIR,
             "Directory of the stores and the log, created with mode 0700.",
             short="d",
         ),
@@ -81,11 +114,24 @@ class Options(usage.Options):
         ),
         option_row("log-keep", 10, "Rotated log files to keep.", number(int, 1, 1000)),
         option_row(
+            "trace-file",
+            None,
+            "Write the --trace lines to this file (mode 0600, rotated as the "
+            "log) instead of the log; implies --trace.",
+        ),
+        option_row(
             "log-client-lines",
             ALLOWANCE,
             "Log lines about one client address per minute; the rest are "
             "counted and summarised in one line.",
             number(int, 1, 1_000_000),
+        ),
+        option_row(
+            "lang",
+            None,
+            "Language of the console and of the texts in replies: en or ru "
+            "[default: from LC_ALL, LC_MESSAGES or LANG]. The log stays in English.",
+            LANGUAGE,
         ),
         *option_rows(Settings),
         *option_rows(HashSettings),
@@ -105,12 +151,24 @@ class Options(usage.Options):
         except usage.UsageError as e:
             if getattr(self, "parent", None) is None:
                 raise
-            sys.stderr.write(f"twistd echolab: {e} (see twistd echolab --help)\n")
+            sys.stderr.write(
+                f"twistd echolab: {e} " + _("(see twistd echolab --help)") + "\n"
+            )
             raise SystemExit(2) from None
 
     def __init__(self):
+        # The language is known before the options are parsed, so that
+        # --help and the errors are in it (--lang, else the locale).
+        install(language_in(sys.argv[1:]))
         super().__init__()
         self["listen"] = []
+        self["raw-listen"] = []
+        self.docs = translated_docs(self.docs, self.optParameters)
+        self.docs["port"] = self.docs["port"].format(port=DEFAULT_PORT)
+        self.longdesc = _(self.longdesc)
+
+    def getUsage(self, width=None):
+        return translated_usage(super().getUsage(width))
 
     def opt_listen(self, description):
         """
@@ -122,33 +180,54 @@ class Options(usage.Options):
         interface only the balancer reaches). A string listens on every
         interface unless it names one. Without --port, only these.
         """
-        try:
-            # Parsing checks the string and loads any certificate files; the
-            # reactor is only needed to listen, later.
-            endpoint_from(None, description)
-        except Exception as e:
-            raise usage.UsageError(f"--listen {description}: {e}") from None
-        self["listen"].append(description)
+        self["listen"].append(_checked_endpoint("listen", description))
 
-    opt_listen.__doc__ = " ".join(opt_listen.__doc__.split())  # (--help rewraps)
+    opt_listen.__doc__ = LISTEN_HELP
+
+    def opt_raw_listen(self, description):
+        """
+        Also listen on a Twisted endpoint (as --listen does) for raw echo
+        (RFC 862): every byte sent back as it came, no frames, no JSON, for
+        nc and first plain-socket clients; repeatable. Example: --raw-listen
+        tcp:7007:interface=127.0.0.1 next to --port 9090. Its connections
+        count toward --max-connections and time out as --idle-timeout and
+        --stall-timeout say.
+        """
+        self["raw-listen"].append(_checked_endpoint("raw-listen", description))
+
+    opt_raw_listen.__doc__ = " ".join(opt_raw_listen.__doc__.split())
 
     # Read the port from a person: replaced in tests.
     _stdin = sys.stdin
     _stdout = sys.stdout
 
+    def _check_shared_listeners(self):
+        """
+        C{--workers} hands the parent's sockets to its workers, which serve
+        them all alike (as C{--mode} says): plain TCP ones, bare or behind
+        C{haproxy:}. A C{--raw-listen} beside framed listeners would need
+        each worker to tell the sockets apart, so it is refused.
+        """
+        if self["raw-listen"]:
+            raise usage.UsageError(
+                "--raw-listen cannot be used with --workers (use --mode raw)"
+            )
+        for description in self["listen"]:
+            kind = description.removeprefix("haproxy:").split(":", 1)[0]
+            if kind not in ("tcp", "tcp6"):
+                raise usage.UsageError(
+                    f"--listen {description}: --workers shares only tcp, "
+                    "tcp6 and haproxy:tcp listeners"
+                )
+
     def postOptions(self):
+        install(self["lang"])
         twistd = getattr(self, "parent", None)
         if twistd is not None:
             check_pidfile(twistd.get("pidfile"))
         if self["workers"] > 1:
-            for description in self["listen"]:
-                kind = description.removeprefix("haproxy:").split(":", 1)[0]
-                if kind not in ("tcp", "tcp6"):
-                    raise usage.UsageError(
-                        f"--listen {description}: --workers shares only tcp, "
-                        "tcp6 and haproxy:tcp listeners"
-                    )
-        if self["port"] is None and not self["listen"]:
+            self._check_shared_listeners()
+        if self["port"] is None and not (self["listen"] or self["raw-listen"]):
             self["port"] = self._ask_port()
         self["data-dir"] = os.path.abspath(self["data-dir"])
         try:
@@ -162,6 +241,9 @@ class Options(usage.Options):
         if self["log-file"] is None:
             self["log-file"] = os.path.join(self["data-dir"], "echolab.log")
         self["log-file"] = os.path.abspath(self["log-file"])
+        if self["trace-file"] is not None:
+            self["trace"] = True
+            self["trace-file"] = os.path.abspath(self["trace-file"])
         try:  # fail now, in one line, rather than in twistd's start-up
             os.close(
                 os.open(self["log-file"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -190,10 +272,10 @@ class Options(usage.Options):
 
         try:
             return prompts.ask(
-                "Port to listen on", DEFAULT_PORT, prompts.parse_port, read, write
+                _("Port to listen on"), DEFAULT_PORT, prompts.parse_port, read, write
             )
         except (EOFError, KeyboardInterrupt):
-            self._stdout.write("\nNo port given; not starting.\n")
+            self._stdout.write("\n" + _("No port given; not starting.") + "\n")
             raise SystemExit(0) from None
 
     def settings(self):
@@ -219,6 +301,19 @@ class Options(usage.Options):
         @rtype: L{Deployment}
         """
         return from_options(Deployment, self)
+
+
+def _checked_endpoint(option, description):
+    """
+    C{description}, once it parses as an endpoint string.
+    """
+    try:
+        # Parsing checks the string and loads any certificate files; the
+        # reactor is only needed to listen, later.
+        endpoint_from(None, description)
+    except Exception as e:
+        raise usage.UsageError(f"--{option} {description}: {e}") from None
+    return description
 
 
 def _make_private_dir(path):

@@ -17,6 +17,8 @@ slice comparisons, substring search): some 20 microseconds for 1,024
 characters, at most a fifth of a millisecond for 4,096.
 """
 
+from echotwist.i18n import _
+
 # Fewer different characters than this (among the 8 or more a password
 # has) is repetition: aaaaaaaa, 00000000, abababab, abcabcabc.
 MIN_DISTINCT = 4
@@ -96,15 +98,14 @@ def trivial_pattern(folded):
     @return: a reason for a person, or L{None}.
     """
     if len(set(folded)) < MIN_DISTINCT:
-        return (
-            f"a password needs at least {MIN_DISTINCT} different characters; "
-            "choose another"
-        )
+        return _(
+            "a password needs at least {min} different characters; choose another"
+        ).format(min=MIN_DISTINCT)
     piece = repeated_unit(folded)
     if _along(piece, _SEQUENCES):
-        return "that password is a sequence (like abcd or 4321); choose another"
+        return _("that password is a sequence (like abcd or 4321); choose another")
     if _along(piece, _KEYBOARD_ROWS):
-        return "that password is a keyboard run; choose another"
+        return _("that password is a keyboard run; choose another")
     if len(piece) < min(len(folded), MIN_UNIT):
-        return "that password repeats a short piece; choose another"
+        return _("that password repeats a short piece; choose another")
     return None

@@ -17,6 +17,7 @@ from passlib.utils import MAX_PASSWORD_SIZE
 
 from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
 from echotwist.password_patterns import trivial_pattern
+from echotwist.i18n import _
 
 # OWASP's floor for argon2id (Password Storage Cheat Sheet): 19 MiB, t=2, p=1.
 MIN_MEMORY_KIB = 19 * 1024
@@ -94,15 +95,17 @@ def weakness(login, password):
     @return: a reason for a person, or L{None} when it is acceptable.
     """
     if len(password) < MIN_PASSWORD:
-        return f"a password needs at least {MIN_PASSWORD} characters"
+        return _("a password needs at least {min} characters").format(min=MIN_PASSWORD)
     if len(password) > MAX_PASSWORD:
-        return f"a password may have at most {MAX_PASSWORD} characters"
+        return _("a password may have at most {max} characters").format(
+            max=MAX_PASSWORD
+        )
     normalized = normalize(password)
     if len(normalized) > MAX_NORMALIZED:
-        return "that password is too long once normalized (NFKC)"
+        return _("that password is too long once normalized (NFKC)")
     folded = normalized.lower()
     if folded == login.lower():
-        return "the password must not be the login"
+        return _("the password must not be the login")
     if folded in common_passwords():
-        return "that is one of the most common passwords; choose another"
+        return _("that is one of the most common passwords; choose another")
     return trivial_pattern(folded)

@@ -10,6 +10,8 @@ import ipaddress
 import re
 import socket
 
+from echotwist.i18n import _
+
 
 def parse_port(text, allow_zero=True):
     """
@@ -22,11 +24,17 @@ def parse_port(text, allow_zero=True):
     lowest = 0 if allow_zero else 1
     if not (text.isascii() and text.isdigit()):
         raise ValueError(
-            f"{text!r} is not a port number (a whole number {lowest}-65535)"
+            _("{text!r} is not a port number (a whole number {lowest}-65535)").format(
+                text=text, lowest=lowest
+            )
         )
     port = int(text)
     if not lowest <= port <= 65535:
-        raise ValueError(f"port {port} is out of range ({lowest}-65535)")
+        raise ValueError(
+            _("port {port} is out of range ({lowest}-65535)").format(
+                port=port, lowest=lowest
+            )
+        )
     return port
 
 
@@ -40,7 +48,9 @@ def parse_interface(text):
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise ValueError(f"{text!r} is not an IPv4 or IPv6 address") from None
+        raise ValueError(
+            _("{text!r} is not an IPv4 or IPv6 address").format(text=text)
+        ) from None
 
 
 _LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"
@@ -62,20 +72,24 @@ def parse_host(text, resolve=True, getaddrinfo=socket.getaddrinfo):
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host:
-        raise ValueError("the host is empty")
+        raise ValueError(_("the host is empty"))
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
         pass
     if len(host) > 253 or not (host.isascii() and _HOST_NAME.fullmatch(host)):
-        raise ValueError(f"{host!r} is not a host name or an IP address")
+        raise ValueError(
+            _("{host!r} is not a host name or an IP address").format(host=host)
+        )
     host = host.lower()
     if resolve:
         try:
             getaddrinfo(host, None, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as e:
             reason = getattr(e, "strerror", None) or str(e)
-            raise ValueError(f"cannot resolve {host!r} ({reason})") from None
+            raise ValueError(
+                _("cannot resolve {host!r} ({reason})").format(host=host, reason=reason)
+            ) from None
     return host
 
 
@@ -107,4 +121,9 @@ def ask(question, default, parse, read=input, write=print):
         try:
             return parse(answer)
         except ValueError as e:
-            write(f"  {e}; try again (empty for {default}).")
+            write(
+                "  "
+                + _("{why}; try again (empty for {default}).").format(
+                    why=e, default=default
+                )
+            )

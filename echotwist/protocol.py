@@ -18,11 +18,13 @@ from zope.interface import implementer
 from echotwist import messages as m
 from echotwist.addresses import peer_host
 from echotwist.deadlines import Deadlines
+from echotwist.explain import too_large
 from echotwist.flow import BUSY, Flow
 from echotwist.framing import FrameReceiver
 from echotwist.output import Output
 from echotwist.prompts import format_address
 from echotwist.session import ISessionPeer
+from echotwist.i18n import _
 
 
 def describe_peer(peer, host):
@@ -112,7 +114,9 @@ class ServerProtocol(FrameReceiver):
         if refusal:
             peer = self.address
             self.log.info("refused {peer}: {why}", peer=peer, why=refusal, client=peer)
-            self.finish(m.error(m.BUSY, refusal), m.bye("Server busy; try later."))
+            self.finish(
+                m.error(m.BUSY, _(refusal)), m.bye(_("Server busy; try later."))
+            )
             return
         self._note("connection from {peer}")
         self.session = factory.session_for(self)
@@ -202,8 +206,7 @@ class ServerProtocol(FrameReceiver):
         self._note(
             "closing {peer}: frame of {length} bytes is over the limit", length=length
         )
-        limit = f"a message may have at most {self.MAX_LENGTH} bytes"
-        self.finish(m.error(m.TOO_LARGE, limit))
+        self.finish(m.error(m.TOO_LARGE, too_large(length, self.MAX_LENGTH)))
 
     def _wait(self, result):
         """
@@ -232,7 +235,7 @@ class ServerProtocol(FrameReceiver):
             "internal error serving {peer}", failure, peer=peer, client=peer
         )
         if self.stage is OPEN and self.session is not None:
-            self.session.refuse(m.SERVER_ERROR, "internal error; please try again")
+            self.session.refuse(m.SERVER_ERROR, _("internal error; please try again"))
 
     # Closing.
 
@@ -264,4 +267,4 @@ class ServerProtocol(FrameReceiver):
         why = self._deadlines.overstayed(now, logging_in)
         if why is not None:
             self._note("timeout for {peer}: {why}", why=why)
-            self.finish(m.error(m.TIMEOUT, why), m.bye("Timed out; closing."))
+            self.finish(m.error(m.TIMEOUT, _(why)), m.bye(_("Timed out; closing.")))

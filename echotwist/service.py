@@ -24,6 +24,7 @@ from twisted.logger import (
 from twisted.python.logfile import LogFile
 from zope.interface import implementer
 
+from echotwist.i18n import N_, _
 from echotwist.listening import ListenerService
 from echotwist.logbudget import ClientLogBudget
 from echotwist.startup import (
@@ -230,12 +231,12 @@ class EchoService(service.MultiService):
                 child.stopService()
             except Exception:  # (a TimerService that never started raises)
                 pass
-        if isinstance(e, StartupError):
-            why = str(e)
-        else:
-            why = f"cannot start: {type(e).__name__}: {e}"
-        log.error("cannot start: {why}", why=why)
-        tell(self.console_err, f"echolab: {why}")
+        if not isinstance(e, StartupError):
+            e = StartupError(
+                N_("cannot start: {kind}: {why}"), kind=type(e).__name__, why=e
+            )
+        log.error("cannot start: {why}", why=str(e))
+        tell(self.console_err, "echolab: " + e.translated())
         self._release_console()
 
     def _duplicate_console(self):
@@ -282,9 +283,14 @@ class EchoService(service.MultiService):
             log.info("received {signal}; stopping", signal=signal.Signals(number).name)
             self.reactor.callFromThread(self.reactor.stop)
 
-    def announce(self, line):
-        tell(self.console_out, line)
-        log.info("{line}", line=line)
+    def announce(self, message, **values):
+        """
+        Say C{message} (an English text with C{{placeholders}} for
+        C{values}) on the console in the language in use, and in the log
+        in English.
+        """
+        tell(self.console_out, _(message).format(**values))
+        log.info("{line}", line=message.format(**values))
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -321,9 +327,19 @@ class DataDirectoryLock(service.Service):
         except OSError:
             os.close(fd)
             raise StartupError(
-                f"another echolab server is using {os.path.dirname(self.path)}"
+                N_("another echolab server is using {directory}"),
+                directory=os.path.dirname(self.path),
             ) from None
         self._file = fd
+        from echotwist.store import DATABASE_FILE
+
+        data_dir = os.path.dirname(self.path)
+        new = not os.path.exists(os.path.join(data_dir, DATABASE_FILE))
+        log.info(
+            "data folder: {data_dir}{new}",
+            data_dir=data_dir,
+            new=" (new: no database yet)" if new else "",
+        )
         super().privilegedStartService()
 
     def stopService(self):

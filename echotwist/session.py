@@ -17,6 +17,9 @@ from zope.interface import Attribute, Interface
 
 from echotwist import messages as m
 from echotwist.auth import LoginTaken, RateLimited
+from echotwist.explain import expected
+
+from echotwist.i18n import N_, _
 
 # What kind of refusal counts against a connection's bad-message budget.
 _STRIKES = frozenset({m.BAD_MESSAGE, m.BAD_STATE, m.BAD_VALUE})
@@ -56,12 +59,16 @@ class Session:
     @ivar ready: true once the client may C{say} (after identification or
         authentication in those modes).
     @ivar pending: the field of the pending C{ask}, or L{None}.
+    @ivar account: the login (as registered) this session is logged in as
+        (auth mode), or L{None}: what the factory finds sessions by when an
+        administrator changes an account (L{echotwist.changes}).
     """
 
     mode = "echo"
     log = Logger()
     ready = False
     pending = None
+    account = None
     strikes = 0
 
     def __init__(self, peer, server):
@@ -97,8 +104,11 @@ class Session:
     def refuse(self, code, text):
         """
         Send C{error}, then the pending question again; close the
-        connection once it has sent too many bad messages.
+        connection once it has sent too many bad messages. A C{bad_state}
+        says what is expected instead.
         """
+        if code == m.BAD_STATE:
+            text = f"{text}; expected now: {expected(self)}"
         self.peer.send(m.error(code, text))
         if code in _STRIKES:
             self.strikes += 1
@@ -110,8 +120,8 @@ class Session:
                     client=self.peer.address,
                 )
                 self.peer.finish(
-                    m.error(m.TOO_MANY_ATTEMPTS, "too many refused messages"),
-                    m.bye("Too many refused messages; closing."),
+                    m.error(m.TOO_MANY_ATTEMPTS, _("too many refused messages")),
+                    m.bye(_("Too many refused messages; closing.")),
                 )
                 return
         if self.pending is not None:
@@ -123,21 +133,21 @@ class Session:
 
     def on_say(self, message):
         if not self.ready:
-            return self.refuse(m.BAD_STATE, self._not_ready)
+            return self.refuse(m.BAD_STATE, _(self._not_ready))
         repeat = message.repeat
         if not 1 <= repeat <= m.MAX_REPEAT:  # (the hot path: no call to check)
             return self.refuse(m.BAD_VALUE, m.check_repeat(repeat))
         self.peer.send_echoes(message.text, repeat)
 
     def on_quit(self, message):
-        self.peer.finish(m.bye("Goodbye."))
+        self.peer.finish(m.bye(_("Goodbye.")))
 
     def on_answer(self, message):
         if message.field != self.pending:
             if self.pending is None:
-                why = "no question is pending"
+                why = _("no question is pending")
             else:
-                why = f"the pending question is {self.pending!r}"
+                why = _("the pending question is {field!r}").format(field=self.pending)
             return self.refuse(m.BAD_STATE, why)
         return self.answered(message.field, message.value)
 
@@ -148,12 +158,12 @@ class Session:
         raise NotImplementedError()
 
     def on_token(self, message):
-        return self.refuse(m.BAD_STATE, "token logins are for auth mode")
+        return self.refuse(m.BAD_STATE, _("token logins are for auth mode"))
 
     def on_logout(self, message):
-        return self.refuse(m.BAD_STATE, "logout is for auth mode")
+        return self.refuse(m.BAD_STATE, _("logout is for auth mode"))
 
-    _not_ready = "not ready for that yet"
+    _not_ready = N_("not ready for that yet")
     _handlers = {
         m.Say: on_say,
         m.Quit: on_quit,
@@ -182,7 +192,7 @@ class IdentSession(Session):
     """
 
     mode = "ident"
-    _not_ready = "identify first: answer the pending question"
+    _not_ready = N_("identify first: answer the pending question")
 
     def begin(self):
         d = self.server.identities.name_for(self.peer.address)
@@ -201,7 +211,7 @@ class IdentSession(Session):
         if why:
             return self.refuse(m.BAD_VALUE, why)
         d = self.server.identities.remember(self.peer.address, name)
-        d.addCallback(lambda _: self._greet(name, known=False))
+        d.addCallback(lambda ignored: self._greet(name, known=False))
         return d
 
     def _greet(self, name, known):
@@ -231,7 +241,7 @@ class AuthSession(Session):
     """
 
     mode = "auth"
-    _not_ready = "log in first: answer the pending question"
+    _not_ready = N_("log in first: answer the pending question")
     login = None
     token_digest = None
     failures = 0
@@ -278,20 +288,21 @@ class AuthSession(Session):
         self._attempt_refused(
             failure,
             self.failures >= self.max_failures,
-            "too many wrong passwords",
+            (_("too many wrong passwords"), _("Too many wrong passwords; closing.")),
             m.BAD_PASSWORD,
-            "wrong password",
+            _("wrong password"),
         )
 
-    def _attempt_refused(self, failure, last, closing_why, code, text):
+    def _attempt_refused(self, failure, last, closing, code, text):
         """
         Answer a refused login attempt: C{too_many_attempts} and close when
-        it was the C{last} one allowed, else C{rate_limited} or C{code}.
+        it was the C{last} one allowed (C{closing}: the error's text and the
+        C{bye}'s), else C{rate_limited} or C{code}.
         """
         if last:
+            closing_why, closing_bye = closing
             self.peer.finish(
-                m.error(m.TOO_MANY_ATTEMPTS, closing_why),
-                m.bye(closing_why.capitalize() + "; closing."),
+                m.error(m.TOO_MANY_ATTEMPTS, closing_why), m.bye(closing_bye)
             )
         elif failure.check(RateLimited):
             self.refuse(m.RATE_LIMITED, str(failure.value))
@@ -313,11 +324,14 @@ class AuthSession(Session):
         # Another connection registered this login first: it is now a
         # known login, so its password is what we need.
         self.pending = "password"
-        self.refuse(m.BAD_VALUE, f"the login {self.login!r} was just taken")
+        self.refuse(
+            m.BAD_VALUE,
+            _("the login {login!r} was just taken").format(login=self.login),
+        )
 
     def on_token(self, message):
         if self.ready:
-            return self.refuse(m.BAD_STATE, "already logged in")
+            return self.refuse(m.BAD_STATE, _("already logged in"))
         d = self.server.accounts.login_with_token(
             message.token, self.peer.address, refused_before=self.refused_tokens > 0
         )
@@ -330,9 +344,9 @@ class AuthSession(Session):
         self._attempt_refused(
             failure,
             self.refused_tokens >= self.max_refused_tokens,
-            "too many refused tokens",
+            (_("too many refused tokens"), _("Too many refused tokens; closing.")),
             m.BAD_TOKEN,
-            "the token is unknown, expired or revoked",
+            _("the token is unknown, expired or revoked"),
         )
 
     def _logged_in(self, logged_in):
@@ -341,6 +355,7 @@ class AuthSession(Session):
         token if one was issued, then C{greet}.
         """
         self.token_digest = logged_in.digest
+        self.account = logged_in.login
         self.pending = None
         self.ready = True
         token = logged_in.token
@@ -354,9 +369,11 @@ class AuthSession(Session):
 
     def on_logout(self, message):
         if not self.ready:
-            return self.refuse(m.BAD_STATE, "not logged in")
+            return self.refuse(m.BAD_STATE, _("not logged in"))
         d = self.server.accounts.revoke(self.token_digest, self.peer.address)
-        d.addCallback(lambda _: self.peer.finish(m.bye("Logged out. Goodbye.")))
+        d.addCallback(
+            lambda ignored: self.peer.finish(m.bye(_("Logged out. Goodbye.")))
+        )
         return d
 
 

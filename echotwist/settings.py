@@ -17,7 +17,8 @@ DAY = 24 * 60 * 60
 @dataclass(frozen=True)
 class Settings:
     """
-    @ivar mode: C{"echo"}, C{"ident"} or C{"auth"}.
+    @ivar mode: C{"echo"}, C{"ident"}, C{"auth"} or C{"raw"}
+        (L{echotwist.raw}).
     @ivar max_message: largest accepted payload, in bytes.
     @ivar max_connections: connections served at once, in all.
     @ivar max_per_address: connections served at once from one address
@@ -40,8 +41,9 @@ class Settings:
     mode: str = setting(
         "auth",
         "mode",
-        "echo, ident (by IP address) or auth (login).",
-        choice(*MODES),
+        "echo, ident (by IP address), auth (login), or raw (RFC 862: "
+        "bytes echoed as they came, no frames).",
+        choice(*MODES, "raw"),
         short="m",
     )
     max_message: int = setting(

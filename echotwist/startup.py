@@ -9,11 +9,31 @@ import atexit
 import os
 import sys
 
+from echotwist.i18n import _
+
 
 class StartupError(Exception):
     """
     The server cannot start (a port, the data directory, the stores).
+    Its text is English (for the log); L{translated} is the same in the
+    language in use (for the console).
     """
+
+    def __init__(self, message, **values):
+        """
+        @param message: English, with C{{placeholders}} for C{values}
+            (marked for the catalogs where it is written).
+        """
+        Exception.__init__(self, message.format(**values) if values else message)
+        self.message = message
+        self.values = values
+
+    def translated(self):
+        """
+        The reason in the language in use.
+        """
+        text = _(self.message)
+        return text.format(**self.values) if self.values else text
 
 
 def console(fd):

@@ -1,23 +1,28 @@
 # -*- test-case-name: tests.test_store -*-
 """
-The durable stores: who an address is (ident mode) and who may log in
-(auth mode), in one SQLite file in the data directory.
+The database behind the stores: who an address is (ident mode) and who may
+log in (auth mode), in one SQLite file in the data directory, and the
+changes administrators make to them (L{echotwist.changes}).
 
 Every call runs on one dedicated thread (SQLite allows one writer anyway)
 and returns a L{Deferred} that fires after the transaction is committed,
 so a reply that acknowledges a write goes out only once the write would
 survive a crash. WAL with C{synchronous=FULL} makes a commit survive a
 power loss too, at about half a millisecond per commit.
+
+L{IDatabase} is what the stores and C{echolab-admin} use of it: standard
+SQL with C{?} placeholders, so another database can stand in.
 """
 
 import os
 import sqlite3
-from collections import OrderedDict
 
-from twisted.internet import defer, threads
+from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
+from zope.interface import Attribute, Interface, implementer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+DATABASE_FILE = "echolab.db"  # in the data directory
 
 _SCHEMA = [
     """CREATE TABLE identities (
@@ -39,7 +44,23 @@ _SCHEMA = [
 
 _MIGRATIONS = {
     # version: [statements] that take the schema from version - 1.
+    2: [
+        # NULL: never logged in since this column exists.
+        "ALTER TABLE users ADD COLUMN last_login INTEGER",
+        # What administrators changed, for running servers to apply
+        # (echotwist.changes). AUTOINCREMENT: an id is never reused, so a
+        # server that saw id N never misses a later change.
+        """CREATE TABLE changes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            created INTEGER NOT NULL)""",
+    ],
 }
+
+# How long a connection waits for another process's write (C{echolab-admin}
+# and the server share the file) before giving up with "database is locked".
+BUSY_TIMEOUT_MS = 5000
 
 
 class StoreError(Exception):
@@ -64,6 +85,7 @@ def open_database(path):
             raise StoreError(f"{path}: cannot use write-ahead logging ({mode})")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         _migrate(db, path)
     except sqlite3.DatabaseError as e:
         db.close()
@@ -83,11 +105,10 @@ def _migrate(db, path):
         )
     if version == SCHEMA_VERSION:
         return
-    steps = (
-        [_SCHEMA]
-        if version == 0
-        else [_MIGRATIONS[v] for v in range(version + 1, SCHEMA_VERSION + 1)]
-    )
+    # A new database gets the first schema, then every migration: one path
+    # to the current schema, which the migrations' tests therefore cover.
+    steps = [_SCHEMA] if version == 0 else []
+    steps += [_MIGRATIONS[v] for v in range(max(version, 1) + 1, SCHEMA_VERSION + 1)]
     with _transaction(db):
         for statements in steps:
             for statement in statements:
@@ -110,9 +131,58 @@ class _transaction:
         self.db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
+class IDatabase(Interface):
+    """
+    What the stores and C{echolab-admin} use of a database, and all they
+    use: portable SQL (standard SQL, C{?} placeholders). Every method but
+    L{open} and L{close} returns a L{Deferred}, which fails with
+    L{StoreError} when the database cannot answer (locked too long, gone).
+    """
+
+    path = Attribute("Where the database is, for messages to a person.")
+
+    def open():
+        """
+        Connect (and migrate the schema), blocking: at start-up only.
+
+        @raise StoreError: if the database cannot be used.
+        """
+
+    def close():
+        """
+        Disconnect once the queued calls are done, blocking: at shutdown.
+        """
+
+    def run(function, *args):
+        """
+        Call C{function(*args)} where the database calls run.
+        """
+
+    def read(sql, args=()):
+        """
+        The first row of a query, or L{None}.
+        """
+
+    def read_all(sql, args=()):
+        """
+        Every row of a query (which bounds them, with C{LIMIT}), as a list.
+        """
+
+    def write(*statements):
+        """
+        Run (sql, args) C{statements} in one committed transaction; fires
+        with the last statement's row count once committed.
+        """
+
+
+@implementer(IDatabase)
 class Database:
     """
     One SQLite connection used from one thread of its own.
+
+    Besides L{IDatabase}, what only SQLite does, for C{echolab-admin}:
+    L{backup_to}, L{restore_from}, L{integrity_problems}. Another database
+    provides its own way, or none (the tool then says so).
 
     @ivar path: the database file.
     """
@@ -153,7 +223,13 @@ class Database:
         """
         @return: a L{Deferred} firing with the first row of C{sql}, or L{None}.
         """
-        return self.run(self._read, sql, args)
+        return self.run(self._read, sql, args, False)
+
+    def read_all(self, sql, args=()):
+        """
+        @return: a L{Deferred} firing with the list of C{sql}'s rows.
+        """
+        return self.run(self._read, sql, args, True)
 
     def write(self, *statements):
         """
@@ -163,14 +239,114 @@ class Database:
         """
         return self.run(self._write, statements)
 
-    def _read(self, sql, args):
-        return self._db.execute(sql, args).fetchone()
+    def backup_to(self, path):
+        """
+        Copy the database, consistent as of one moment, to a new file at
+        C{path} (mode 0600), with SQLite's online backup: in one step, a
+        read transaction, which in WAL mode never holds up a writer. The
+        copy is a single file (not in WAL mode), written under a temporary
+        name and renamed once synced, so C{path} is whole or absent.
+        """
+        return self.run(self._backup_to, path)
+
+    def restore_from(self, path):
+        """
+        Replace the whole database with the copy at C{path} (a file that
+        L{backup_to} made), through SQLite's backup API, which keeps the
+        write-ahead log consistent; then bring its schema up to date.
+        Only while no server uses the database (its caches would lie).
+
+        @return: a L{Deferred} failing with L{StoreError} if C{path} is not
+            a sound echolab database this version can read.
+        """
+        return self.run(self._restore_from, path)
+
+    def integrity_problems(self):
+        """
+        @return: a L{Deferred} firing with SQLite's C{integrity_check} and
+            C{foreign_key_check} findings, as lines; empty when sound.
+        """
+        return self.run(self._integrity_problems, self._db)
+
+    def _read(self, sql, args, every):
+        try:
+            cursor = self._connection().execute(sql, args)
+            return cursor.fetchall() if every else cursor.fetchone()
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: {e}") from None
 
     def _write(self, statements):
-        with _transaction(self._db):
-            for sql, args in statements:
-                count = self._db.execute(sql, args).rowcount
+        db = self._connection()
+        try:
+            with _transaction(db):
+                for sql, args in statements:
+                    count = db.execute(sql, args).rowcount
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: {e}") from None
         return count
+
+    def _connection(self):
+        db = self._db
+        if db is None:  # (a call queued after close, at shutdown)
+            raise StoreError(f"{self.path}: closed")
+        return db
+
+    def _backup_to(self, path):
+        partial = f"{path}.partial"
+        fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+        try:
+            copy = sqlite3.connect(partial, isolation_level=None)
+            try:
+                self._db.backup(copy)
+                copy.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                copy.close()
+            _sync(partial)
+            os.replace(partial, path)
+            _sync(os.path.dirname(os.path.abspath(path)))
+        except BaseException as e:
+            if os.path.exists(partial):
+                os.unlink(partial)
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"{path}: {e}") from None
+            raise
+
+    def _restore_from(self, path):
+        try:
+            source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        except sqlite3.Error as e:
+            raise StoreError(f"{path}: {e}") from None
+        try:
+            problems = self._integrity_problems(source)
+            version = source.execute("PRAGMA user_version").fetchone()[0]
+            if problems or not 1 <= version <= SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path}: not a sound echolab database of schema 1 to "
+                    f"{SCHEMA_VERSION} (schema {version}; {'; '.join(problems[:3])})"
+                )
+            source.backup(self._db)
+            _migrate(self._db, self.path)
+        except sqlite3.Error as e:
+            raise StoreError(f"{path}: {e}") from None
+        finally:
+            source.close()
+
+    @staticmethod
+    def _integrity_problems(db):
+        rows = db.execute("PRAGMA integrity_check").fetchall()
+        problems = [row[0] for row in rows if row[0] != "ok"]
+        for table, rowid, parent, _ in db.execute("PRAGMA foreign_key_check"):
+            problems.append(f"{table} row {rowid} refers to a missing {parent} row")
+        return problems
+
+
+def _sync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class IdentityStore:
@@ -201,184 +377,4 @@ class IdentityStore:
                 " SET name = excluded.name, updated = excluded.updated",
                 (address, name, int(self._clock.seconds())),
             )
-        )
-
-
-class LoginTaken(Exception):
-    """
-    A login was registered by someone else first.
-    """
-
-
-class LRU:
-    """
-    A mapping of at most C{size} entries; the least recently used go first.
-    """
-
-    def __init__(self, size):
-        self.size = size
-        self._entries = OrderedDict()
-
-    def __len__(self):
-        return len(self._entries)
-
-    def get(self, key):
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
-        return value
-
-    def put(self, key, value):
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def pop(self, key):
-        self._entries.pop(key, None)
-
-
-_REVOKED = object()
-
-
-class CredentialStore:
-    """
-    Logins with their password hashes, and token digests (auth mode).
-    Nothing here can give back a password or a token.
-
-    The users and the valid tokens last looked up or written are also kept
-    in memory (bounded), so that most logins need no database call: a
-    hand-off to the database thread costs more than all the rest of a token
-    login, and on a busy core each one delays other connections' replies.
-    Everything this process writes is written to the database first and to
-    the caches after the commit; a revocation is recorded in the cache
-    before it is written, so the cache never accepts a revoked token.
-    (So one server process serves a data directory: a second one would not
-    see the first one's revocations.)
-    """
-
-    def __init__(self, database, clock, cache_size=65536):
-        self._db = database
-        self._clock = clock
-        self._tokens = LRU(cache_size)  # digest -> (login, expires) or _REVOKED
-        self._users = LRU(cache_size)  # login key -> (login, hash)
-
-    def user(self, login):
-        """
-        @return: a L{Deferred} firing with (login as registered, hash) for
-            C{login} (compared case-insensitively), or L{None}.
-        """
-        key = login.lower()
-        cached = self._users.get(key)
-        if cached is not None:
-            return defer.succeed(cached)
-        d = self._db.read("SELECT login, hash FROM users WHERE login_key = ?", (key,))
-
-        def found(row):
-            if row is not None:
-                self._users.put(key, tuple(row))
-            return row
-
-        return d.addCallback(found)
-
-    def _cache_token(self, digest, login, expires):
-        if self._tokens.get(digest) is not _REVOKED:
-            self._tokens.put(digest, (login, expires))
-
-    def add_user(self, login, hash, token_digest, expires):
-        """
-        Register C{login} with its first token, in one transaction.
-
-        @return: a L{Deferred} that fails with L{LoginTaken} if the login
-            exists already.
-        """
-        key = login.lower()
-        d = self._db.write(
-            (
-                "INSERT INTO users (login_key, login, hash, created)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (login_key) DO NOTHING",
-                (key, login, hash, int(self._clock.seconds())),
-            ),
-            (
-                "INSERT INTO tokens (digest, login_key, expires)"
-                " SELECT ?, ?, ? WHERE changes() = 1",
-                (token_digest, key, expires),
-            ),
-        )
-
-        def check(count):
-            if count != 1:
-                raise LoginTaken(login)
-            self._users.put(key, (login, hash))
-            self._cache_token(token_digest, login, expires)
-
-        return d.addCallback(check)
-
-    def replace_hash(self, login, old_hash, new_hash):
-        """
-        Store a hash upgraded to the current parameters, unless the stored
-        one changed meanwhile.
-        """
-        d = self._db.write(
-            (
-                "UPDATE users SET hash = ? WHERE login_key = ? AND hash = ?",
-                (new_hash, login.lower(), old_hash),
-            )
-        )
-        return d.addCallback(lambda _: self._users.pop(login.lower()))
-
-    def add_token(self, login, token_digest, expires):
-        """
-        Record a new token for C{login} (as registered); fires once
-        committed.
-        """
-        d = self._db.write(
-            (
-                "INSERT INTO tokens (digest, login_key, expires) VALUES (?, ?, ?)",
-                (token_digest, login.lower(), expires),
-            )
-        )
-        return d.addCallback(lambda _: self._cache_token(token_digest, login, expires))
-
-    def token_login(self, token_digest):
-        """
-        @return: a L{Deferred} firing with the registered login that holds
-            this valid (unexpired, unrevoked) token, or L{None}.
-        """
-        now = int(self._clock.seconds())
-        cached = self._tokens.get(token_digest)
-        if cached is _REVOKED:
-            return defer.succeed(None)
-        if cached is not None:
-            login, expires = cached
-            return defer.succeed(login if expires > now else None)
-        d = self._db.read(
-            "SELECT users.login, expires FROM tokens JOIN users USING (login_key)"
-            " WHERE digest = ? AND revoked = 0 AND expires > ?",
-            (token_digest, now),
-        )
-
-        def found(row):
-            if row is None:
-                return None
-            self._cache_token(token_digest, *row)
-            return row[0]
-
-        return d.addCallback(found)
-
-    def revoke(self, token_digest):
-        """
-        Revoke a token; fires once committed.
-        """
-        self._tokens.put(token_digest, _REVOKED)
-        return self._db.write(
-            ("UPDATE tokens SET revoked = 1 WHERE digest = ?", (token_digest,))
-        )
-
-    def forget_expired(self):
-        """
-        Delete tokens that expired (they would be refused anyway).
-        """
-        return self._db.write(
-            ("DELETE FROM tokens WHERE expires <= ?", (int(self._clock.seconds()),))
         )

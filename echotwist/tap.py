@@ -11,10 +11,13 @@ from twisted.application.internet import TimerService
 from twisted.internet.protocol import Factory
 
 from echotwist.auth import Accounts
+from echotwist.changes import ChangeApplier, ChangeFeed
+from echotwist.credentials import CredentialStore, LastLoginWriter
 from echotwist.factory import EchoFactory
 from echotwist.hashing import Hasher
 from echotwist.options import DEFAULT_PORT, Options
 from echotwist.passwords import make_context
+from echotwist.raw import RawListenerFactory
 from echotwist.reactor import install_default
 from echotwist.listening import ListenerService
 from echotwist.service import (
@@ -24,8 +27,9 @@ from echotwist.service import (
     StoresService,
 )
 from echotwist.shared_throttle import SharedFailures, SharedLoginThrottle
-from echotwist.store import CredentialStore, IdentityStore
+from echotwist.store import IdentityStore
 from echotwist.tcp import listen_tcp
+from echotwist.trace import Tracer, trace
 from echotwist.throttle import LoginThrottle
 from echotwist.workers import WorkersService
 
@@ -73,32 +77,44 @@ def makeService(
         DataDirectoryLock(options["data-dir"]).setServiceParent(top)
     if deployment.workers > 1 and worker is None:
         return _parent(options, reactor, top, deployment)
-    identities = accounts = None
-    if settings.mode != "echo":
-        identities, accounts = _stores(
-            options, reactor, top, deployment, settings, hash_context
+    identities = accounts = credentials = database = None
+    if settings.mode in ("ident", "auth"):
+        database = deployment.database(options["data-dir"], reactor)
+        identities, credentials, accounts = _stores(
+            options, reactor, top, database, deployment.shared, hash_context
         )
     factory = EchoFactory(settings, reactor, identities, accounts)
+    if database is not None:
+        applier = ChangeApplier(credentials, factory)
+        ChangeFeed(database, reactor, applier).setServiceParent(top)
     ClientsService(factory).setServiceParent(top)
+    if options["trace"]:
+        _trace(factory, options, reactor)
+    raw = RawListenerFactory(factory)
+    served, kind = (raw, "raw") if settings.mode == "raw" else (factory, None)
     if worker is not None:
-        worker.listeners(reactor, factory).setServiceParent(top)
+        worker.listeners(reactor, served).setServiceParent(top)
     else:
-        for listener in _listeners(options, reactor, factory, top.announce):
+        listeners = _listeners(options, reactor, served, kind, raw, top.announce)
+        for listener in listeners:
             listener.setServiceParent(top)
     top.factory = factory
     return top
 
 
-def _stores(options, reactor, top, deployment, settings, hash_context):
+def _stores(options, reactor, top, database, shared, hash_context):
     """
     The stores, opened by services of C{top} before the listeners start.
 
-    @return: the identity store (ident mode) and the L{Accounts} (auth).
+    @param shared: whether other processes use C{database} too (see
+        L{echotwist.deployment.Deployment.shared}).
+    @return: the identity store (ident mode), and the
+        L{CredentialStore} and L{Accounts} (auth mode).
     """
-    database = deployment.database(options["data-dir"], reactor)
+    settings = options.settings()
     if settings.mode == "ident":
         StoresService(database).setServiceParent(top)
-        return IdentityStore(database, reactor), None
+        return IdentityStore(database, reactor), None, None
     hashing = options.hashing()
     context = hash_context or make_context(hashing.memory_kib, hashing.time_cost)
     hasher = Hasher(
@@ -112,40 +128,51 @@ def _stores(options, reactor, top, deployment, settings, hash_context):
     )
     StoresService(database, hasher).setServiceParent(top)
     limits = options.limits()
-    if deployment.shared:
+    if shared:
         # Other processes' revocations are not in this one's cache, nor
         # their failed logins in its throttle: both are asked.
         credentials = CredentialStore(database, reactor, cache_size=0)
-        shared = SharedFailures(database, reactor, 2 * limits.max_block)
-        shared.setServiceParent(top)
-        throttle = SharedLoginThrottle(reactor, limits, shared)
+        failures = SharedFailures(database, reactor, 2 * limits.max_block)
+        failures.setServiceParent(top)
+        throttle = SharedLoginThrottle(reactor, limits, failures)
     else:
         credentials = CredentialStore(database, reactor)
         throttle = LoginThrottle(reactor, limits)
     cleaner = TimerService(3600, credentials.forget_expired)
     cleaner.clock = reactor
     cleaner.setServiceParent(top)
+    LastLoginWriter(credentials.last_logins, reactor).setServiceParent(top)
     accounts = Accounts(credentials, hasher, throttle, reactor, settings.token_ttl)
-    return None, accounts
+    return None, credentials, accounts
 
 
-def _listeners(options, reactor, factory, announce):
+def _listeners(options, reactor, served, kind, raw, announce):
     """
-    A L{ListenerService} for C{--port} and for each C{--listen} string.
+    A L{ListenerService} for C{--port} and for each C{--listen} string
+    (serving C{served}, described as C{kind}), and for each
+    C{--raw-listen} string (serving C{raw}).
     """
     if options["port"] is not None:
         yield ListenerService.on_port(
             partial(listen_tcp, reactor),
-            factory,
+            served,
             options["port"],
             options["port-tries"],
             options["interface"],
             options["backlog"],
             announce,
+            kind,
         )
-    for description in options["listen"]:
+    listens = [(d, served, kind) for d in options["listen"]]
+    listens += [(d, raw, "raw") for d in options["raw-listen"]]
+    for description, listener_factory, listener_kind in listens:
         yield ListenerService.on_endpoint(
-            reactor, factory, description, options["backlog"], announce
+            reactor,
+            listener_factory,
+            description,
+            options["backlog"],
+            announce,
+            listener_kind,
         )
 
 
@@ -153,15 +180,34 @@ def _parent(options, reactor, top, deployment):
     """
     The parent of C{--workers}: it opens the stores once (so that a store
     that cannot be used is said once, and the schema is migrated once),
-    listens, and hands its sockets to the workers it keeps running.
+    listens, and hands its sockets to the workers it keeps running (which
+    serve them as C{--mode} says; C{--raw-listen} is refused with
+    C{--workers}, by L{Options}).
     """
-    if options.settings().mode != "echo":
+    mode = options.settings().mode
+    if mode in ("ident", "auth"):
         database = deployment.database(options["data-dir"], reactor)
         StoresService(database).setServiceParent(top)
-    listeners = list(_listeners(options, reactor, Factory(), top.announce))
+    kind = "raw" if mode == "raw" else None
+    listeners = list(_listeners(options, reactor, Factory(), kind, None, top.announce))
     for listener in listeners:
         listener.setServiceParent(top)
     WorkersService(
         reactor, deployment.workers, options.raw_args, options["log-file"], listeners
     ).setServiceParent(top)
     return top
+
+
+def _trace(factory, options, reactor):
+    """
+    C{--trace}: the factory builds traced connections, whose lines go to
+    the log, or to C{--trace-file} (closed when the reactor stops).
+    """
+    if options["trace-file"] is None:
+        trace(factory, Tracer.to_log())
+        return
+    tracer, logfile = Tracer.to_file(
+        options["trace-file"], options["log-rotate-bytes"], options["log-keep"]
+    )
+    reactor.addSystemEventTrigger("after", "shutdown", logfile.close)
+    trace(factory, tracer)

@@ -21,16 +21,43 @@ CHEAP_HASH = ["--hash-memory", "19456", "--hash-time", "2"]
 """The cheapest argon2id parameters the server allows."""
 
 
-def client_env(config_home):
+LOCALES = {"en": "C.UTF-8", "ru": "ru_RU.UTF-8"}
+"""The locale a test runs a program in, for each language."""
+
+
+def client_env(config_home, language="en"):
     """
     The environment for a client subprocess: no profile of the person
     running the tests is ever touched (XDG_CONFIG_HOME is C{config_home},
-    a directory of the test), and the terminal is a plain one.
+    a directory of the test), the terminal is a VT100 (the line editor's
+    cursor moves are the tests' to strip, L{tests.test_client.plain}), and
+    the locale is C{language}'s, whatever the locale of the tests.
     """
     env = dict(os.environ)
     env.pop("PYTHONWARNINGS", None)
-    env.update({"TERM": "dumb", "XDG_CONFIG_HOME": os.path.abspath(config_home)})
+    env.pop("LANGUAGE", None)
+    env.update(
+        {
+            "TERM": "vt100",
+            "XDG_CONFIG_HOME": os.path.abspath(config_home),
+            "LC_ALL": LOCALES[language],
+        }
+    )
     return env
+
+
+def translator(language):
+    """
+    The shipped catalog's C{gettext} for C{language}: what a test expects
+    the programs to say in it.
+    """
+    import gettext
+
+    from echotwist import i18n
+
+    return gettext.translation(
+        i18n.DOMAIN, i18n.LOCALE_DIR, languages=[language], fallback=True
+    ).gettext
 
 
 def client_command(*args):
@@ -38,6 +65,17 @@ def client_command(*args):
     The command line of the real client, as an installed user runs it.
     """
     return [sys.executable, "-m", "echotwist.client", *args]
+
+
+def server_env():
+    """
+    A server's environment: the C locale, so its console lines (which the
+    tests read) are English whatever the tests' locale.
+    """
+    env = dict(os.environ)
+    env.pop("LANGUAGE", None)
+    env["LC_ALL"] = LOCALES["en"]
+    return env
 
 
 class ServerProcess:
@@ -49,28 +87,30 @@ class ServerProcess:
     @ivar directory: its working directory (its data directory is inside).
     """
 
-    def __init__(self, directory, mode="auth", extra=()):
+    def __init__(self, directory, mode="auth", extra=(), port=0):
         """
-        @param directory: a directory of the test to run in (made here).
+        @param directory: a directory of the test to run in (made here if
+            missing; a server started again in it keeps its data).
+        @param port: the port to listen on; 0 for a free one.
         """
         self.directory = os.path.abspath(directory)
         self.mode = mode
         self.extra = list(extra)
         self.process = None
-        self.port = None
+        self.port = port
 
     def start(self):
         """
         Start the server and wait for its listening line.
         """
-        os.makedirs(self.directory)
+        os.makedirs(self.directory, exist_ok=True)
         command = [
             TWISTD,
             "--pidfile=",
             "-n",
             "echolab",
             "--port",
-            "0",
+            str(self.port),
             "--mode",
             self.mode,
             "--data-dir",
@@ -84,6 +124,7 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            env=server_env(),
         )
         seen = []
         # readline blocks until the line or EOF: no polling, no sleeping.

@@ -31,7 +31,8 @@ from echotwist.hashing import Hasher
 from echotwist.passwords import _context
 from echotwist.listening import ListenerService
 from echotwist.settings import Settings
-from echotwist.store import CredentialStore, Database, IdentityStore
+from echotwist.credentials import CredentialStore
+from echotwist.store import Database, IdentityStore
 from echotwist.throttle import Limits, LoginThrottle
 from echotwist.wire import decode_message, encode_message
 

@@ -11,6 +11,7 @@ profile, so tests do not depend on each other.
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -26,6 +27,7 @@ from .client_support import (
     ServerProcess,
     client_command,
     client_env,
+    translator,
 )
 
 try:
@@ -34,6 +36,16 @@ except ImportError:  # pragma: no cover - pexpect is in the test extra
     pexpect = None
 
 PASSWORD = "correct-horse-battery-staple"
+_CONTROL_SEQUENCE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def plain(shown):
+    """
+    What the line editor showed, without its cursor moves and erasures.
+    """
+    return _CONTROL_SEQUENCE.sub("", shown).replace("\r", "")
+
+
 WRONG = "incorrect-donkey-battery"
 
 
@@ -42,7 +54,7 @@ class Terminal:
     The real client under a pseudo-terminal, everything it shows kept.
     """
 
-    def __init__(self, test, *args, env=None):
+    def __init__(self, test, *args, env=None, language="en"):
         if pexpect is None:
             raise SkipTest("pexpect is not installed")
         self.shown = io.StringIO()
@@ -50,7 +62,7 @@ class Terminal:
         self.child = pexpect.spawn(
             command[0],
             command[1:],
-            env=env or client_env(test.mktemp()),
+            env=env or client_env(test.mktemp(), language),
             encoding="utf-8",
             timeout=TIMEOUT,
             dimensions=(24, 200),
@@ -66,7 +78,7 @@ class Terminal:
         Wait for C{text}; return what was shown since the last wait.
         """
         self.child.expect_exact(text)
-        return self.child.before
+        return plain(self.child.before)
 
     def type(self, line):
         self.child.sendline(line)
@@ -89,6 +101,13 @@ class Terminal:
 class ClientTestCase(SynchronousTestCase):
     mode = "auth"
     server_options = ()
+    language = "en"
+
+    def t(self, message, **values):
+        """
+        C{message} as the client says it in this test's language.
+        """
+        return translator(self.language)(message).format(**values)
 
     def setUp(self):
         self.server = ServerProcess(
@@ -113,7 +132,7 @@ class ClientTestCase(SynchronousTestCase):
         """
         if profile:
             args = ("--profile", self.profile) + args
-        terminal = Terminal(self, *args)
+        terminal = Terminal(self, *args, language=self.language)
         self.terminals.append(terminal)
         return terminal
 
@@ -125,23 +144,42 @@ class ClientTestCase(SynchronousTestCase):
         Register C{login} by typing its password twice; leave the session
         at its prompt.
         """
+        t = self.t
         client = self.connect()
-        client.expect("Login: ")
+        client.expect(t("Login:") + " ")
         client.type(login)
-        client.expect("is a new login on this server")
-        client.expect("Choose a password (at least 8 characters): ")
+        client.expect(
+            t(
+                "{login!r} is a new login on this server: "
+                "the password you choose now registers it.",
+                login=login,
+            )
+        )
+        client.expect(
+            t("New login. Choose a password (at least {min} characters):", min=8) + " "
+        )
         client.type(PASSWORD)
-        client.expect("Type it again, to be sure: ")
+        client.expect(t("Type it again, to be sure:") + " ")
         client.type(PASSWORD)
-        client.expect(f"Registered {login}; token saved for next time.")
-        client.expect(f"Nice to meet you, {login}!")
+        saved = t("token saved for next time")
+        client.expect(t("Registered {login}; {saved}.", login=login, saved=saved))
+        client.expect(t("Nice to meet you, {name}!", name=login))
         client.expect("> ")
         return client
 
     def quit(self, client):
         client.type("/quit")
-        client.expect("bye: Goodbye.")
+        client.expect(self.t("bye: {text}", text="Goodbye."))
         self.assertEqual(client.finish(), 0)
+
+    def password_file(self, password=PASSWORD):
+        """
+        A file holding C{password}, readable by its owner only.
+        """
+        path = os.path.abspath(self.mktemp())
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(password + "\n")
+        return path
 
     def script(self, lines, *args):
         """
@@ -152,7 +190,7 @@ class ClientTestCase(SynchronousTestCase):
         result = subprocess.run(
             client_command("--profile", self.profile, "--port", self.port, *args),
             input="".join(line + "\n" for line in lines),
-            env=client_env(self.mktemp()),
+            env=client_env(self.mktemp(), self.language),
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -190,7 +228,7 @@ class PromptTests(ClientTestCase):
         client.expect("Server port [9090]: ")
         client.type(self.port)
         client.expect(
-            f"Connected to echolab {__version__} at localhost:{self.port} (echo mode)."
+            f"Connected to echolab {__version__} at localhost:{self.port} (echo mode; plain TCP, not encrypted)."
         )
         client.expect("> ")
         self.quit(client)
@@ -428,13 +466,16 @@ class AuthTests(ClientTestCase):
 
     def test_interrupt_in_session(self):
         """
-        Ctrl-C at the password question restores the terminal and ends the
-        client with status 130, no traceback.
+        Ctrl-C at the empty password question says how to leave; a second
+        one restores the terminal and ends the client with status 130, no
+        traceback.
         """
         client = self.connect()
         client.expect("Login: ")
         client.type("gus")
         client.expect("Choose a password")
+        client.child.sendintr()
+        client.expect("Ctrl-C again interrupts")
         client.child.sendintr()
         client.expect("Interrupted.")
         self.assertEqual(client.finish(), 130)
@@ -448,91 +489,3 @@ class AuthTests(ClientTestCase):
         client.child.sendeof()
         client.expect("bye: Goodbye.")
         self.assertEqual(client.finish(), 0)
-
-
-class ScriptTests(ClientTestCase):
-    def test_scripted_session(self):
-        """
-        With a script on standard input (no terminal), no host or port is
-        asked, lines answer the questions and are said in order, and the end
-        of input quits with status 0.
-        """
-        result = self.script(["hal", PASSWORD, "first", "/repeat 2 second", "third"])
-        self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual(
-            result.stdout.splitlines(),
-            [
-                f"Connected to echolab {__version__} at localhost:{self.port} (auth mode).",
-                "Login:",
-                "New login. Choose a password (at least 8 characters):",
-                "Registered hal; token saved for next time.",
-                "Nice to meet you, hal!",
-                "echo: first",
-                "echo 1/2: second",
-                "echo 2/2: second",
-                "echo: third",
-                "bye: Goodbye.",
-            ],
-        )
-        again = self.script(["again"])
-        self.assertEqual(
-            again.stdout.splitlines()[1:],
-            [
-                "Logging in as hal with the saved token.",
-                "Logged in as hal with the saved token.",
-                "Welcome back, hal!",
-                "echo: again",
-                "bye: Goodbye.",
-            ],
-        )
-
-    def test_insecure_warns(self):
-        """
-        --insecure is announced on standard error, even where it is not
-        needed.
-        """
-        result = self.script([], "--insecure")
-        self.assertEqual(result.returncode, 0)
-        self.assertIn("WARNING: --insecure", result.stderr)
-
-
-class IdentTests(ClientTestCase):
-    mode = "ident"
-
-    def test_scripted_session(self):
-        """
-        In ident mode the name is asked once, then this address is known.
-        """
-        result = self.script(["  Zoë  ", "hi"])
-        self.assertEqual(
-            result.stdout.splitlines()[1:],
-            [
-                "What is your name?",
-                "Nice to meet you, Zoë!",
-                "echo: hi",
-                "bye: Goodbye.",
-            ],
-        )
-        again = self.script([])
-        self.assertEqual(
-            again.stdout.splitlines()[1:], ["Welcome back, Zoë!", "bye: Goodbye."]
-        )
-        self.assertEqual(again.returncode, 0)
-
-
-class IPv6Tests(ClientTestCase):
-    server_options = ("--interface", "::1")
-
-    def test_scripted_session(self):
-        """
-        An IPv6 literal host works, and its token is kept under [::1]:port.
-        """
-        result = self.script(["ivy", PASSWORD, "over IPv6"], "--host", "::1")
-        self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn(
-            f"Connected to echolab {__version__} at [::1]:{self.port} (auth mode).",
-            result.stdout,
-        )
-        self.assertIn("echo: over IPv6", result.stdout)
-        with open(self.profile) as f:
-            self.assertEqual(list(json.load(f)["servers"]), [f"[::1]:{self.port}"])

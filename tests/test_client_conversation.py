@@ -12,6 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.client import connect
 from echotwist.client.conversation import Conversation, printable
+from echotwist.client.ending import EXIT_REFUSED
+from echotwist.client.presets import Presets
 from echotwist.client.profile import Profile
 from echotwist.client.protocol import ClientProtocol
 from echotwist.wire import encode_message
@@ -70,7 +72,7 @@ class FakeConsole:
     def show(self, line):
         self.output.append(line)
 
-    def prompt(self, text):
+    def prompt(self, text, recording=False):
         self.output.append(text)
         self.hidden_at_prompt.append((text, self.hidden))
 
@@ -83,7 +85,7 @@ class FakeConsole:
 
 
 class ConversationTests(SynchronousTestCase):
-    def start(self, interactive=False, secure=True, token=None):
+    def start(self, interactive=False, secure=True, token=None, presets=None):
         self.profile = Profile(self.mktemp(), clock=lambda: 1000)
         if token is not None:
             self.profile.save_token(KEY, "alice", token, 2000)
@@ -97,6 +99,7 @@ class ConversationTests(SynchronousTestCase):
             KEY,
             secure,
             "10.1.2.3 is not this machine and the connection is not encrypted",
+            presets=presets,
         )
         return self.conversation
 
@@ -139,7 +142,10 @@ class ConversationTests(SynchronousTestCase):
         )
         self.assertIsNone(self.profile.entry(KEY))
         self.assertEqual(self.console.output.count("Login: "), 1)
-        self.assertIn("error (bad_token): unknown token", self.console.output)
+        self.assertIn(
+            "error (bad_token): the token is not valid (revoked, expired or unknown)",
+            self.console.output,
+        )
 
     def test_token_saved(self):
         """
@@ -241,7 +247,7 @@ class ConversationTests(SynchronousTestCase):
             "10.1.2.3 is not this machine",
             self.console.text,
         )
-        self.assertEqual(self.conversation.code, 1)
+        self.assertEqual(self.conversation.code, EXIT_REFUSED)
 
     def test_insecure_echo_mode_fine(self):
         """
@@ -254,19 +260,21 @@ class ConversationTests(SynchronousTestCase):
 
     def test_script_lines_wait(self):
         """
-        From a pipe, lines wait until the client is ready for them: the
-        login for its question, each say for the replies to the one before,
-        and the end of input for the last reply.
+        From a pipe, lines are only ever said: they wait for the session to
+        be ready, each for the replies to the one before, and the end of
+        input for the last reply; the questions are answered from the
+        options (the password from --password-file), never from the lines.
         """
-        self.start(interactive=False)
-        for line in ["alice", "secret-pw", "one", "/repeat 2 two"]:
+        self.start(interactive=False, presets=Presets("alice", None, "pw", "-f"))
+        for line in ["one", "/repeat 2 two"]:
             self.conversation.line_received(line)
         self.conversation.input_ended()
         self.assertEqual(self.peer.sent, [])
         self.receive(welcome(), ask("login"))
         self.assertEqual(self.peer.sent[-1]["value"], "alice")
         self.receive(ask("password", secret=True))
-        self.assertEqual(self.peer.sent[-1]["value"], "secret-pw")
+        self.assertEqual(self.peer.sent[-1]["value"], "pw")
+        self.assertNotIn("pw", self.console.text)
         self.receive(
             {
                 "type": "auth_ok",
@@ -287,6 +295,55 @@ class ConversationTests(SynchronousTestCase):
         self.receive({"type": "echo", "text": "two", "n": 2, "of": 2})
         self.assertEqual(self.peer.sent[-1], {"type": "quit"})
         self.assertIn("echo 2/2: two", self.console.output)
+
+    def test_script_never_answers_from_its_lines(self):
+        """
+        A script whose options do not answer the server's question fails
+        its login (status 3) and says nothing of its lines.
+        """
+        self.start(interactive=False)
+        self.conversation.line_received("alice")
+        self.conversation.line_received("robot-password-1234")
+        self.receive(welcome(), ask("login"))
+        self.assertEqual(self.peer.sent, [{"type": "quit"}])
+        self.assertIn("Login failed", self.console.text)
+        self.assertIn("--login", self.console.text)
+        self.conversation.connection_lost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.conversation.done), 3)
+
+    def test_script_password_refused(self):
+        """
+        A password from the options that the server refuses is not sent
+        again: the login failed, status 3.
+        """
+        self.start(interactive=False, presets=Presets("alice", None, "pw", "-f"))
+        self.receive(welcome(), ask("login"), ask("password", secret=True))
+        self.receive(
+            {"type": "error", "code": "bad_password", "text": "wrong password"},
+            ask("password", secret=True),
+        )
+        self.assertEqual(self.peer.sent[-1], {"type": "quit"})
+        self.assertEqual([m.get("value") for m in self.peer.sent].count("pw"), 1)
+        self.assertIn("the server refused the password", self.console.text)
+        self.conversation.connection_lost(Failure(ConnectionDone()))
+        self.assertEqual(self.successResultOf(self.conversation.done), 3)
+
+    def test_script_with_token_says_its_lines_only(self):
+        """
+        With a saved token a script's lines are all said, in order, after
+        the login: none was an answer.
+        """
+        self.start(interactive=False, token="T")
+        self.conversation.line_received("hi")
+        self.receive(
+            welcome(),
+            {"type": "auth_ok", "login": "alice", "via": "token"},
+            {"type": "greet", "name": "alice", "known": True, "text": "Hi"},
+        )
+        self.assertEqual(
+            self.peer.sent,
+            [{"type": "token", "token": "T"}, {"type": "say", "text": "hi"}],
+        )
 
     def test_terminal_lines_refused_while_waiting(self):
         """
@@ -363,8 +420,8 @@ class ConversationTests(SynchronousTestCase):
         )
         self.conversation.connection_lost(Failure(ConnectionDone()))
         self.assertEqual(self.successResultOf(self.conversation.done), 1)
-        self.assertIn("error (timeout): idle for too long", self.console.output)
-        self.assertIn("bye: Timed out; closing.", self.console.output)
+        self.assertIn("error (timeout): timed out", self.console.output)
+        self.assertIn("The server ended the session: timed out", self.console.output)
 
     def test_interrupted(self):
         """
@@ -384,16 +441,16 @@ class ConversationTests(SynchronousTestCase):
     def test_server_text_shown_safely(self):
         """
         An escape sequence in a server message reaches the console escaped,
-        in prompts too.
+        in prompts too (a question this client has no words of its own for).
         """
         self.start(interactive=True)
         self.receive(
             welcome("ident"),
-            {"type": "ask", "field": "name", "text": "Name?\x1b[2J", "secret": False},
+            {"type": "ask", "field": "colour", "text": "Colour?\x1b[2J"},
             {"type": "bye", "text": "\x1b[31mred"},
         )
-        self.assertIn("Name?\\x1b[2J ", self.console.output)
-        self.assertIn("bye: \\x1b[31mred", self.console.text)
+        self.assertIn("Colour?\\x1b[2J ", self.console.output)
+        self.assertIn("The server ended the session: \\x1b[31mred", self.console.text)
 
 
 PASSWORD = "correct horse battery"
@@ -444,7 +501,7 @@ class ClearTextTests(SynchronousTestCase):
         self.assertNotIn("token", types)
         self.assertIn("in clear text: 192.0.2.7 is not this machine", self.console.text)
         self.assertIn("Use --tls, or --insecure to send anyway.", self.console.text)
-        self.assertEqual(self.conversation.code, 1)
+        self.assertEqual(self.conversation.code, EXIT_REFUSED)
 
     def test_password_marked_not_secret(self):
         """
@@ -557,12 +614,10 @@ class ConsoleInputTests(SynchronousTestCase):
     """
 
     def feed(self, *chunks):
-        from twisted.internet import defer
-
-        from echotwist.client.console import ConsoleInput
+        from echotwist.client.stdio_console import PipeInput
 
         conversation = _LineRecorder()
-        console_input = ConsoleInput(conversation, defer.Deferred())
+        console_input = PipeInput(conversation)
         console_input.MAX_LENGTH = 10
         for chunk in chunks:
             console_input.dataReceived(chunk)
@@ -585,11 +640,94 @@ class _LineRecorder:
         self.lines = []
         self.shown = []
 
-    def line_received(self, line):
+    def line_typed(self, line):
         self.lines.append(line)
 
-    def show(self, text):
+    def hint(self, text):
         self.shown.append(text)
 
     def input_ended(self):
         self.lines.append(None)
+
+
+class EndingTests(SynchronousTestCase):
+    """
+    Each way a session ends is one sentence, with its exit status.
+    """
+
+    def end(self, reason, *messages):
+        peer, console = FakePeer(), FakeConsole(interactive=True)
+        conversation = Conversation(
+            peer, console, Profile(self.mktemp()), KEY, KEY, True
+        )
+        for message in messages:
+            conversation.message_received(message)
+        conversation.connection_lost(Failure(reason))
+        return self.successResultOf(conversation.done), console.output
+
+    def test_losses(self):
+        """
+        Without a word from the server: reset, timed out, TLS failure, or
+        closed; status 1, and never Twisted's own wording.
+        """
+        from OpenSSL.SSL import Error as TLSError
+        from twisted.internet.error import ConnectionLost, TCPTimedOutError
+
+        for reason, sentence in [
+            (ConnectionLost(), f"The connection to {KEY} was reset."),
+            (TCPTimedOutError(), f"The connection to {KEY} timed out."),
+            (
+                TLSError([("SSL routines", "", "bad record mac")]),
+                f"The TLS session with {KEY} failed; the connection is closed.",
+            ),
+            (
+                ConnectionDone(),
+                f"The server at {KEY} closed the connection without a word.",
+            ),
+        ]:
+            code, shown = self.end(reason, welcome("echo"))
+            self.assertEqual((code, shown[-1]), (1, sentence))
+            self.assertNotIn("..", shown[-1])
+
+    def test_statuses_from_the_servers_reasons(self):
+        """
+        The server's last error says which status its ending gives: busy is
+        a refusal (4), too many wrong passwords a failed login (3), too
+        many refused messages after login a refusal (4).
+        """
+        bye = {"type": "bye", "text": "closing"}
+        busy = {"type": "error", "code": "busy", "text": "full"}
+        attempts = {"type": "error", "code": "too_many_attempts", "text": "x"}
+        greet = {"type": "greet", "name": "a", "known": True, "text": "Hi"}
+        self.assertEqual(self.end(ConnectionDone(), busy, bye)[0], 4)
+        self.assertEqual(self.end(ConnectionDone(), welcome(), attempts, bye)[0], 3)
+        self.assertEqual(
+            self.end(ConnectionDone(), welcome("echo"), greet, attempts, bye)[0], 4
+        )
+        code, shown = self.end(ConnectionDone(), welcome("echo"), bye)
+        self.assertEqual(
+            (code, shown[-1]), (1, "The server ended the session: closing")
+        )
+
+
+class HistoryTests(SynchronousTestCase):
+    def test_kept_private_and_bounded(self):
+        """
+        The history file is created 0600 in a 0700 folder, skips empty,
+        repeated and very long lines, and keeps the last lines only.
+        """
+        import os
+        import stat
+
+        from echotwist.client import history as h
+
+        path = os.path.join(self.mktemp(), "echolab", "history-x")
+        kept = h.History(path)
+        for line in ["one", "", "one", "x" * (h.MAX_LINE_CHARS + 1), "two"]:
+            kept.add(line)
+        self.assertEqual(h.History(path).lines, ["one", "two"])
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        for n in range(2 * h.MAX_LINES + 1):
+            kept.add(str(n))
+        self.assertEqual(len(h.History(path).lines), h.MAX_LINES)
+        self.assertEqual(h.History(path).lines[-1], str(2 * h.MAX_LINES))

@@ -165,7 +165,8 @@ class TLSTests(TestCase):
         self.assertEqual(
             out.decode().splitlines(),
             [
-                f"Connected to echolab {__version__} at localhost:{self.port} (echo mode).",
+                f"Connected to echolab {__version__} at localhost:{self.port} "
+                "(echo mode; TLS 1.3, certificate of CN=localhost).",
                 "echo: hello",
                 "bye: Goodbye.",
             ],

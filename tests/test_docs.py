@@ -18,6 +18,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist import prompts
+from echotwist.check import cli as check_cli
 from echotwist.client import console
 from echotwist.tap import Options
 
@@ -40,9 +41,12 @@ class DocsTests(SynchronousTestCase):
     def test_documented_options_exist(self):
         """
         Every --option named in the README and docs/protocol.md is a server
-        option (or a client or twistd one).
+        option (or a client, echolab-check or twistd one).
         """
-        known = {row[0] for row in Options.optParameters} | {"help"}
+        known = {row[0] for row in Options.optParameters + Options.optFlags}
+        known.add("help")
+        client = console.Options
+        known |= {row[0] for row in client.optParameters + client.optFlags}
         other = {
             "config-settings",
             "pidfile",
@@ -53,13 +57,17 @@ class DocsTests(SynchronousTestCase):
             "host",
             "profile",
             "listen",
+            "raw-listen",
             "help-reactors",
             "out",
             "force",
         }
+        checker = set(
+            re.findall(r"--([a-z][a-z0-9-]+)", check_cli.parser().format_help())
+        )
         for name in ("README.md", os.path.join("docs", "protocol.md")):
             for option in re.findall(r"`[^`]*?--([a-z][a-z0-9-]+)", read(name)):
-                self.assertIn(option, known | other, f"{name}: --{option}")
+                self.assertIn(option, known | other | checker, f"{name}: --{option}")
 
 
 TWISTD = [

@@ -8,7 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from echotwist import __version__
+from echotwist import __version__, i18n
 from echotwist.flow import READ_AHEAD
 from echotwist.protocol import CLOSING, LOST, OPEN
 from echotwist.session import ISessionPeer
@@ -490,6 +490,23 @@ class LimitTests(SynchronousTestCase):
         first.lose()
         third.lose()
         self.assertEqual(Conversation(factory).types(), ["welcome"])
+
+    def test_busy_in_the_servers_language(self):
+        """
+        The busy and timeout replies follow the server's language (--lang),
+        while the log keeps its English reason.
+        """
+        self.addCleanup(i18n.install, "en")
+        i18n.install("ru")
+        factory = make_factory(self, "echo", max_connections=1)
+        Conversation(factory)
+        self.assertEqual(
+            Conversation(factory).replies(),
+            [
+                {"type": "error", "code": "busy", "text": "слишком много соединений"},
+                {"type": "bye", "text": "Сервер занят; попробуйте позже."},
+            ],
+        )
 
     def test_busy_per_address(self):
         """

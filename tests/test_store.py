@@ -1,5 +1,11 @@
 """
 Tests for L{echotwist.store}: what is stored, how, and that it lasts.
+
+The cases that hold for any L{echotwist.store.IDatabase} are mixins
+(L{IdentityStoreCases} here, and those of tests.test_credentials and
+tests.test_admin_store) over the hooks of L{DatabaseCases}: to run them
+against another database, subclass them with C{trial}'s C{TestCase} and
+define C{makeDatabase} and C{reopenDatabase}.
 """
 
 import os
@@ -13,36 +19,63 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from echotwist.store import (
     SCHEMA_VERSION,
-    CredentialStore,
     Database,
     IdentityStore,
-    LoginTaken,
     StoreError,
     open_database,
 )
 from tests.helpers import InlineDatabase
 
 
-class Stores(SynchronousTestCase):
+class DatabaseCases:
+    """
+    The hooks the store cases need, and a clock at 1000 seconds.
+    """
+
     def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.db = self.makeDatabase()
+
+    def makeDatabase(self):
+        """
+        @return: an opened, empty L{echotwist.store.IDatabase} of the
+            current schema, closed when the test ends.
+        """
+        raise NotImplementedError()
+
+    def reopenDatabase(self):
+        """
+        @return: a second, opened connection to the database of
+            L{makeDatabase} (what a restarted server would open).
+        """
+        raise NotImplementedError()
+
+
+class SQLiteDatabaseCases(DatabaseCases):
+    """
+    The hooks for SQLite: a database file in the test's temporary folder,
+    answering at once (L{InlineDatabase}).
+    """
+
+    def makeDatabase(self):
         self.dir = self.mktemp()
         os.makedirs(self.dir)
         self.path = os.path.join(self.dir, "echolab.db")
-        self.clock = Clock()
-        self.clock.advance(1000)
-        self.db = self.reopen()
+        return self.reopenDatabase()
 
-    def reopen(self):
+    def reopenDatabase(self):
         db = InlineDatabase(self.path, None)
         db.open()
         self.addCleanup(db.close)
         return db
 
-    def result(self, d):
-        return self.successResultOf(d)
 
+class DatabaseTests(SQLiteDatabaseCases, SynchronousTestCase):
+    """
+    What only SQLite's file has: mode, journal, schema versions.
+    """
 
-class DatabaseTests(Stores):
     def test_file_mode(self):
         """
         The database file is readable by its owner only, whatever the umask.
@@ -93,138 +126,107 @@ class DatabaseTests(Stores):
             f.write(b"this is not sqlite" * 100)
         self.assertRaises(StoreError, open_database, path)
 
+    def test_migration_from_schema_1(self):
+        """
+        A database of schema 1 (echolab 1.0) keeps its users and tokens,
+        and gains the last-login column (empty) and the changes table.
+        """
+        path = os.path.join(self.dir, "old.db")
+        old = sqlite3.connect(path)
+        old.executescript(
+            "CREATE TABLE identities (address TEXT PRIMARY KEY, name TEXT NOT NULL,"
+            " updated INTEGER NOT NULL);"
+            "CREATE TABLE users (login_key TEXT PRIMARY KEY, login TEXT NOT NULL,"
+            " hash TEXT NOT NULL, created INTEGER NOT NULL);"
+            "CREATE TABLE tokens (digest BLOB PRIMARY KEY, login_key TEXT NOT NULL"
+            " REFERENCES users(login_key), expires INTEGER NOT NULL,"
+            " revoked INTEGER NOT NULL DEFAULT 0);"
+            "INSERT INTO users VALUES ('ann', 'Ann', 'h', 5);"
+            "INSERT INTO tokens VALUES (x'01', 'ann', 9000, 0);"
+            "PRAGMA user_version=1;"
+        )
+        old.close()
+        db = open_database(path)
+        self.addCleanup(db.close)
+        self.assertEqual(
+            db.execute("SELECT login, created, last_login FROM users").fetchall(),
+            [("Ann", 5, None)],
+        )
+        self.assertEqual(db.execute("SELECT COUNT(*) FROM tokens").fetchone(), (1,))
+        self.assertEqual(db.execute("SELECT COUNT(*) FROM changes").fetchone(), (0,))
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
 
-class IdentityStoreTests(Stores):
-    def test_remember(self):
+    def test_waits_for_another_writer(self):
+        """
+        A write waits for another process's transaction (the admin tool's)
+        to end, instead of failing at once with "database is locked".
+        """
+        other = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        self.addCleanup(other.close)
+        other.execute("BEGIN IMMEDIATE")
+        done = []
+        thread = threading.Thread(
+            target=lambda: done.append(
+                self.successResultOf(
+                    self.db.write(
+                        ("INSERT INTO identities VALUES (?, ?, ?)", ("a", "A", 1))
+                    )
+                )
+            )
+        )
+        thread.start()
+        thread.join(0.2)
+        self.assertEqual(done, [])
+        other.execute("COMMIT")
+        thread.join(10)
+        self.assertEqual(done, [1])
+
+    def test_error_is_store_error(self):
+        """
+        A failing statement fails the L{Deferred} with L{StoreError}, which
+        names the database (and no SQLite exception leaks out).
+        """
+        failure = self.failureResultOf(self.db.read("SELECT * FROM nowhere"))
+        failure.trap(StoreError)
+        self.assertIn(self.path, str(failure.value))
+        failure = self.failureResultOf(self.db.write(("INSERT INTO nowhere", ())))
+        failure.trap(StoreError)
+
+    def test_call_after_close(self):
+        """
+        A call that runs after the database was closed (queued just before
+        a shutdown) fails with L{StoreError}, like any unusable database.
+        """
+        self.db.close()
+        self.failureResultOf(self.db.read("SELECT 1"), StoreError)
+        self.failureResultOf(self.db.write(("SELECT 1", ())), StoreError)
+
+
+class IdentityStoreCases(DatabaseCases):
+    async def test_remember(self):
         """
         A name stored for an address is found again after a reopen.
         """
         store = IdentityStore(self.db, self.clock)
-        self.assertIsNone(self.result(store.name_for("10.0.0.1")))
-        self.result(store.remember("10.0.0.1", "Анна 🦊"))
-        self.result(store.remember("2001:db8::1", "Bob"))
-        store = IdentityStore(self.reopen(), self.clock)
-        self.assertEqual(self.result(store.name_for("10.0.0.1")), "Анна 🦊")
-        self.assertEqual(self.result(store.name_for("2001:db8::1")), "Bob")
+        self.assertIsNone(await store.name_for("10.0.0.1"))
+        await store.remember("10.0.0.1", "Анна 🦊")
+        await store.remember("2001:db8::1", "Bob")
+        store = IdentityStore(self.reopenDatabase(), self.clock)
+        self.assertEqual(await store.name_for("10.0.0.1"), "Анна 🦊")
+        self.assertEqual(await store.name_for("2001:db8::1"), "Bob")
 
-    def test_rename(self):
+    async def test_rename(self):
         """
         Storing again for an address replaces its name.
         """
         store = IdentityStore(self.db, self.clock)
-        self.result(store.remember("10.0.0.1", "Ann"))
-        self.result(store.remember("10.0.0.1", "Anne"))
-        self.assertEqual(self.result(store.name_for("10.0.0.1")), "Anne")
+        await store.remember("10.0.0.1", "Ann")
+        await store.remember("10.0.0.1", "Anne")
+        self.assertEqual(await store.name_for("10.0.0.1"), "Anne")
 
 
-class CredentialStoreTests(Stores):
-    def setUp(self):
-        super().setUp()
-        self.store = CredentialStore(self.db, self.clock)
-
-    def test_add_user(self):
-        """
-        A user is found by any case of its login, with its spelling kept.
-        """
-        self.result(self.store.add_user("Alice", "$argon2id$x", b"d" * 32, 2000))
-        self.assertEqual(
-            self.result(self.store.user("ALICE")), ("Alice", "$argon2id$x")
-        )
-        self.assertIsNone(self.result(self.store.user("bob")))
-
-    def test_login_taken(self):
-        """
-        Registering a login again, in any case, fails and adds no token.
-        """
-        self.result(self.store.add_user("alice", "h1", b"1" * 32, 2000))
-        self.failureResultOf(
-            self.store.add_user("ALICE", "h2", b"2" * 32, 2000), LoginTaken
-        )
-        self.assertEqual(self.result(self.store.user("alice"))[1], "h1")
-        self.assertIsNone(self.result(self.store.token_login(b"2" * 32)))
-
-    def test_tokens(self):
-        """
-        A token is valid until it expires or is revoked.
-        """
-        self.result(self.store.add_user("alice", "h", b"1" * 32, 2000))
-        self.result(self.store.add_token("alice", b"2" * 32, 1500))
-        self.assertEqual(self.result(self.store.token_login(b"1" * 32)), "alice")
-        self.assertEqual(self.result(self.store.token_login(b"2" * 32)), "alice")
-        self.result(self.store.revoke(b"1" * 32))
-        self.assertIsNone(self.result(self.store.token_login(b"1" * 32)))
-        self.clock.advance(500)
-        self.assertIsNone(self.result(self.store.token_login(b"2" * 32)))
-        self.assertIsNone(self.result(self.store.token_login(b"3" * 32)))
-
-    def test_cache_and_database_agree(self):
-        """
-        Tokens are found the same from the cache (this store issued them)
-        and from the database (a store opened after a restart), and a
-        revoked token is refused by both.
-        """
-        self.result(self.store.add_user("Alice", "h", b"1" * 32, 2000))
-        self.result(self.store.add_token("Alice", b"2" * 32, 2000))
-        fresh = CredentialStore(self.db, self.clock)
-        for store in (self.store, fresh):
-            self.assertEqual(self.result(store.token_login(b"1" * 32)), "Alice")
-            self.assertEqual(self.result(store.token_login(b"2" * 32)), "Alice")
-        self.result(self.store.revoke(b"1" * 32))
-        self.assertIsNone(self.result(self.store.token_login(b"1" * 32)))
-        self.assertIsNone(
-            self.result(CredentialStore(self.db, self.clock).token_login(b"1" * 32))
-        )
-        self.clock.advance(1000)
-        for store in (self.store, fresh):
-            self.assertIsNone(self.result(store.token_login(b"2" * 32)))
-
-    def test_cache_bounded(self):
-        """
-        The token cache keeps at most its size; older tokens are then looked
-        up in the database, still valid.
-        """
-        store = CredentialStore(self.db, self.clock, cache_size=3)
-        self.result(store.add_user("alice", "h", b"\x00" * 32, 2000))
-        for i in range(1, 10):
-            self.result(store.add_token("alice", bytes([i]) * 32, 2000))
-        self.assertEqual(len(store._tokens), 3)
-        for i in range(10):
-            self.assertEqual(self.result(store.token_login(bytes([i]) * 32)), "alice")
-
-    def test_user_cache(self):
-        """
-        Users are found the same from the cache and from the database; an
-        upgraded hash is read back, not the cached old one.
-        """
-        self.result(self.store.add_user("Alice", "old", b"1" * 32, 2000))
-        fresh = CredentialStore(self.db, self.clock)
-        for store in (self.store, fresh):
-            self.assertEqual(self.result(store.user("ALICE")), ("Alice", "old"))
-        self.result(self.store.replace_hash("Alice", "old", "new"))
-        self.assertEqual(self.result(self.store.user("alice")), ("Alice", "new"))
-
-    def test_forget_expired(self):
-        """
-        Expired tokens are deleted by the periodic clean-up.
-        """
-        self.result(self.store.add_user("alice", "h", b"1" * 32, 1100))
-        self.result(self.store.add_token("alice", b"2" * 32, 5000))
-        self.clock.advance(200)
-        self.result(self.store.forget_expired())
-        rows = (
-            sqlite3.connect(self.path).execute("SELECT digest FROM tokens").fetchall()
-        )
-        self.assertEqual(rows, [(b"2" * 32,)])
-
-    def test_replace_hash(self):
-        """
-        An upgraded hash replaces the stored one only if that is unchanged.
-        """
-        self.result(self.store.add_user("alice", "old", b"1" * 32, 2000))
-        self.result(self.store.replace_hash("alice", "stale", "new"))
-        self.assertEqual(self.result(self.store.user("alice"))[1], "old")
-        self.result(self.store.replace_hash("alice", "old", "new"))
-        self.assertEqual(self.result(self.store.user("alice"))[1], "new")
+class SQLiteIdentityStoreTests(SQLiteDatabaseCases, IdentityStoreCases, TestCase):
+    pass
 
 
 class ThreadTests(TestCase):

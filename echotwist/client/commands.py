@@ -5,14 +5,20 @@ a C{/command}.
 """
 
 from echotwist import messages as m
+from echotwist.i18n import _
 
-HELP = """\
-Type a line to have the server echo it. Commands:
-  /repeat N text  ask for N echoes of text (N from 1 to 100)
-  /logout         log out: the server revokes the token, this client forgets it
-  /quit           leave (so does the end of input, Ctrl-D)
-  /help           this text
-A line starting with // is sent with one / removed."""
+
+def help_text():
+    """The commands, for C{/help}."""
+    return _(
+        "Type a line to have the server echo it. Commands:\n"
+        "  /repeat N text  ask for N echoes of text (N from 1 to 100)\n"
+        "  /logout         log out: the server revokes the token, this client "
+        "forgets it\n"
+        "  /quit           leave (so does the end of input, Ctrl-D)\n"
+        "  /help           this text\n"
+        "A line starting with // is sent with one / removed."
+    )
 
 
 class Commands:
@@ -51,10 +57,14 @@ class Commands:
             return self._say(line[1:])
         if not line.startswith("/"):
             return self._say(line)
-        name, _, rest = line[1:].partition(" ")
+        name, __, rest = line[1:].partition(" ")
         command = getattr(self, "_do_" + name.lower(), None)
         if command is None or not name.isalpha():
-            self.screen.show(f"Unknown command /{name}; /help lists the commands.")
+            self.screen.show(
+                _("Unknown command /{name}; /help lists the commands.").format(
+                    name=name
+                )
+            )
             return
         command(rest)
 
@@ -65,16 +75,18 @@ class Commands:
         size = self.peer.payload_size(message)
         if size > self.peer.max_message:
             self.screen.show(
-                f"That line is too long: the server takes messages of up to "
-                f"{self.peer.max_message} bytes (this one is {size})."
+                _(
+                    "That line is too long: the server takes messages of up to "
+                    "{limit} bytes (this one is {size})."
+                ).format(limit=self.peer.max_message, size=size)
             )
             return
         self.lines.said(repeat)
         self.peer.send(message)
 
     def _do_repeat(self, rest):
-        count, _, text = rest.strip().partition(" ")
-        usage = f"usage: /repeat N text, N from 1 to {m.MAX_REPEAT}"
+        count, __, text = rest.strip().partition(" ")
+        usage = _("usage: /repeat N text, N from 1 to {max}").format(max=m.MAX_REPEAT)
         if not (count.isascii() and count.isdigit()) or not text:
             self.screen.show(usage)
             return
@@ -86,15 +98,15 @@ class Commands:
 
     def _do_logout(self, rest):
         if self.replies.mode != "auth":
-            self.screen.show("/logout is for auth mode; /quit leaves.")
+            self.screen.show(_("/logout is for auth mode; /quit leaves."))
             return
         self.tokens.forget()
-        self.screen.show("Logging out; the saved token is forgotten.")
+        self.screen.show(_("Logging out; the saved token is forgotten."))
         self.ending.leave({"type": "logout"})
 
     def _do_quit(self, rest):
         self.ending.leave({"type": "quit"})
 
     def _do_help(self, rest):
-        for line in HELP.splitlines():
+        for line in help_text().splitlines():
             self.screen.show(line)

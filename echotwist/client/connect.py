@@ -16,6 +16,7 @@ from twisted.internet import error, ssl
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 
 from echotwist.addresses import is_loopback, peer_host
+from echotwist.i18n import _
 from echotwist.prompts import format_address
 
 _PEM_CERTIFICATE = re.compile(
@@ -43,14 +44,18 @@ def load_trust_root(ca_path=None):
         with open(ca_path, "rb") as f:
             pem = f.read()
     except OSError as e:
-        raise CAFileError(f"cannot read {ca_path} ({e.strerror})") from None
+        raise CAFileError(
+            _("cannot read {path} ({why})").format(path=ca_path, why=e.strerror)
+        ) from None
     blocks = _PEM_CERTIFICATE.findall(pem)
     if not blocks:
-        raise CAFileError(f"{ca_path} holds no PEM certificate")
+        raise CAFileError(_("{path} holds no PEM certificate").format(path=ca_path))
     try:
         certificates = [ssl.Certificate.loadPEM(block) for block in blocks]
     except Exception as e:
-        raise CAFileError(f"{ca_path}: not a valid certificate ({e})") from None
+        raise CAFileError(
+            _("{path}: not a valid certificate ({why})").format(path=ca_path, why=e)
+        ) from None
     return ssl.trustRootFromCertificates(certificates)
 
 
@@ -82,7 +87,36 @@ def secrets_allowed(peer, tls, insecure):
     if tls or insecure or is_loopback(peer_host(peer)):
         return True, ""
     host = getattr(peer, "host", peer)
-    return False, f"{host} is not this machine and the connection is not encrypted"
+    return False, _(
+        "{host} is not this machine and the connection is not encrypted"
+    ).format(host=host)
+
+
+def describe_security(transport, tls):
+    """
+    How the connection is protected, for the person: the TLS version and
+    the subject of the server's certificate, or that it is plain TCP.
+
+    @param transport: the connected protocol's transport.
+    """
+    if not tls:
+        return _("plain TCP, not encrypted")
+    version = "TLS"
+    try:
+        version = transport.getHandle().get_protocol_version_name()
+    except Exception:
+        pass
+    subject = "?"
+    certificate = transport.getPeerCertificate()
+    if certificate is not None:
+        parts = certificate.get_subject().get_components()
+        subject = ", ".join(
+            f"{key.decode('ascii', 'replace')}={value.decode('utf-8', 'replace')}"
+            for key, value in parts
+        )
+    return _("{version}, certificate of {subject}").format(
+        version=version.replace("TLSv", "TLS "), subject=subject
+    )
 
 
 def describe_failure(failure, host, port):
@@ -94,30 +128,33 @@ def describe_failure(failure, host, port):
     where = format_address(host, port)
     value = failure.value
     if failure.check(error.ConnectionRefusedError):
-        return f"cannot connect to {where}: connection refused (is the server running?)"
-    if failure.check(error.TimeoutError, error.UserError):
-        return f"cannot connect to {where}: timed out"
-    if failure.check(error.DNSLookupError):
-        return f"cannot connect to {where}: the host name does not resolve"
-    if failure.check(error.NoRouteError):
-        return f"cannot connect to {where}: no route to the host"
-    if failure.check(VerificationError):
-        return (
-            f"cannot connect to {where} over TLS: the server's certificate "
-            f"is not for {host!r}; not connecting"
+        line = _(
+            "cannot connect to {where}: connection refused (is the server running?)"
         )
-    tls = _tls_reason(value)
-    if tls is not None:
-        return f"cannot connect to {where} over TLS: {tls}; not connecting"
-    if failure.check(error.ConnectionDone, error.ConnectionLost):
-        return (
-            f"{where} closed the connection before saying welcome "
+    elif failure.check(error.TimeoutError, error.UserError):
+        line = _("cannot connect to {where}: timed out")
+    elif failure.check(error.DNSLookupError):
+        line = _("cannot connect to {where}: the host name does not resolve")
+    elif failure.check(error.NoRouteError):
+        line = _("cannot connect to {where}: no route to the host")
+    elif failure.check(VerificationError):
+        line = _(
+            "cannot connect to {where} over TLS: the server's certificate "
+            "is not for {host!r}; not connecting"
+        )
+    elif _tls_reason(value) is not None:
+        line = _("cannot connect to {where} over TLS: {reason}; not connecting")
+        value = _tls_reason(value)
+    elif failure.check(error.ConnectionDone, error.ConnectionLost):
+        line = _(
+            "{where} closed the connection before saying welcome "
             "(is it an echolab server? does it want --tls?)"
         )
-    if failure.check(error.ConnectError):
-        reason = value.osError or (value.args[0] if value.args else value)
-        return f"cannot connect to {where}: {reason}"
-    return f"cannot connect to {where}: {value}"
+    else:
+        line = _("cannot connect to {where}: {reason}")
+        if failure.check(error.ConnectError):
+            value = value.osError or (value.args[0] if value.args else value)
+    return line.format(where=where, host=host, reason=value)
 
 
 def _tls_reason(value):
@@ -134,9 +171,9 @@ def _tls_reason(value):
         for part in (entry if isinstance(entry, tuple) else (entry,))
     )
     if "certificate verify failed" in text:
-        return (
+        return _(
             "the server's certificate could not be verified (certificate verify failed)"
         )
     if "wrong version number" in text or "packet length too long" in text:
-        return "the server does not speak TLS"
-    return f"TLS handshake failed ({text or value!r})"
+        return _("the server does not speak TLS")
+    return _("TLS handshake failed ({why})").format(why=text or repr(value))

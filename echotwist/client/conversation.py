@@ -20,7 +20,7 @@ each part has one concern:
   - L{echotwist.client.screen}: showing, prompting, hiding secrets.
 """
 
-from echotwist.client.commands import HELP, Commands
+from echotwist.client.commands import Commands, help_text
 from echotwist.client.ending import Ending
 from echotwist.client.lines import END, Lines
 from echotwist.client.questions import Questions
@@ -28,8 +28,9 @@ from echotwist.client.replies import Replies
 from echotwist.client.screen import Screen, printable
 from echotwist.client.secrecy import PUBLIC_FIELDS, Clearance, is_secret
 from echotwist.client.tokens import Tokens
+from echotwist.i18n import _
 
-__all__ = ["HELP", "PUBLIC_FIELDS", "Conversation", "is_secret", "printable"]
+__all__ = ["help_text", "PUBLIC_FIELDS", "Conversation", "is_secret", "printable"]
 
 
 class Conversation:
@@ -42,7 +43,18 @@ class Conversation:
         connection is gone (0 when the person chose to leave).
     """
 
-    def __init__(self, peer, console, profile, key, where, secure, why_insecure=""):
+    def __init__(
+        self,
+        peer,
+        console,
+        profile,
+        key,
+        where,
+        secure,
+        why_insecure="",
+        presets=None,
+        security=None,
+    ):
         """
         @param peer: the connection (L{echotwist.client.protocol.ClientProtocol}):
             C{send(message)}, C{payload_size(message)}, C{max_message},
@@ -55,16 +67,21 @@ class Conversation:
         @param secure: whether a password or a token may be sent here (TLS,
             a loopback peer, or C{--insecure}).
         @param why_insecure: when not C{secure}, why, for the person.
+        @param presets: the L{echotwist.client.presets.Presets}: answers
+            given as options (a script's only answers).
+        @param security: how the connection is protected, for the
+            C{Connected to} line (TLS version and certificate, or plain).
         """
         self.screen = screen = Screen(console)
         self.ending = ending = Ending(peer, screen, where)
         clearance = Clearance(secure, why_insecure, screen, ending)
         self.tokens = tokens = Tokens(profile, key, peer, screen)
-        self.questions = questions = Questions(peer, screen)
+        self.questions = questions = Questions(peer, screen, ending, presets)
         self.lines = lines = Lines(screen.interactive, ending, questions)
         self.replies = replies = Replies(
             where, screen, ending, clearance, tokens, questions, lines
         )
+        replies.security = security
         self.commands = Commands(peer, screen, ending, tokens, lines, replies)
         self.done = ending.done
 
@@ -121,7 +138,7 @@ class Conversation:
         """
         self.screen.line_typed()
         if self.screen.interactive and not self.lines.can_take(line):
-            self.screen.show("(waiting for the server; that line was not sent)")
+            self.screen.show(_("(waiting for the server; that line was not sent)"))
             return
         self.lines.push(line)
         self._use_lines()
@@ -160,7 +177,8 @@ class Conversation:
             self.screen.interactive
             and self.lines.ready
             and not self.ending.leaving
+            and not self.ending.said_bye
             and not self.lines.awaiting
             and not self.screen.prompt_shown
         ):
-            self.screen.prompt("> ")
+            self.screen.prompt("> ", recording=True)

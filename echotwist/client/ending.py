@@ -1,14 +1,76 @@
 # -*- test-case-name: tests.test_client_conversation -*-
 """
 How a session ends and the client's exit status: the person leaving
-(C{/quit}, C{/logout}, the end of input, Ctrl-C), the server closing, or
-the connection failing.
+(C{/quit}, C{/logout}, the end of input, Ctrl-C), the server ending it
+(with its C{bye}), the login failing, or the connection failing (reset,
+timed out, TLS). Each ending is said in one sentence, once.
 """
 
+from OpenSSL.SSL import Error as TLSError
+from twisted.internet import error
 from twisted.internet.defer import Deferred
 
+from echotwist.client.wording import ending_text
+from echotwist.i18n import _
+
+EXIT_OK = 0
+"""The person left: C{/quit}, C{/logout}, the end of input."""
+EXIT_LOST = 1
+"""The connection could not be made, was lost, or the server ended the session."""
+EXIT_USAGE = 2
+"""A bad option."""
+EXIT_LOGIN_FAILED = 3
+"""The login failed: wrong password, refused token with no password to give."""
+EXIT_REFUSED = 4
+"""The server refused the session (busy, too many refused messages) or the
+client refused to send a secret in clear text."""
 EXIT_INTERRUPTED = 130
 """Exit status after Ctrl-C, as shells report death by SIGINT."""
+
+
+def exit_statuses():
+    """The exit statuses, for C{--help}."""
+    return _(
+        "Exit status: {ok} you left (/quit, /logout, end of input); "
+        "{lost} cannot connect, or the connection was lost or ended by the "
+        "server; {usage} bad option; {login} login failed; "
+        "{refused} the server refused the session (or a secret would go in "
+        "clear text); {interrupted} interrupted."
+    ).format(
+        ok=EXIT_OK,
+        lost=EXIT_LOST,
+        usage=EXIT_USAGE,
+        login=EXIT_LOGIN_FAILED,
+        refused=EXIT_REFUSED,
+        interrupted=EXIT_INTERRUPTED,
+    )
+
+
+_CODE_FOR_ERROR = {
+    "busy": EXIT_REFUSED,
+    "rate_limited": EXIT_REFUSED,
+    "too_many_attempts": EXIT_LOGIN_FAILED,
+}
+
+
+def describe_loss(reason, where):
+    """
+    One sentence saying how the connection to C{where} was lost, when the
+    server said nothing about it.
+
+    @param reason: a L{twisted.python.failure.Failure}.
+    """
+    if reason.check(TLSError):
+        return _(
+            "The TLS session with {where} failed; the connection is closed."
+        ).format(where=where)
+    if reason.check(error.TimeoutError, error.TCPTimedOutError):
+        return _("The connection to {where} timed out.").format(where=where)
+    if reason.check(error.ConnectionDone):
+        return _("The server at {where} closed the connection without a word.").format(
+            where=where
+        )
+    return _("The connection to {where} was reset.").format(where=where)
 
 
 class Ending:
@@ -22,11 +84,14 @@ class Ending:
     @ivar said_bye: true once the server said why it closes, so the
         loss of the connection needs no words of its own.
     @ivar code: the exit status so far.
+    @ivar authenticated: true once the session was ready, so a server's
+        C{too_many_attempts} then is a refusal, not a failed login.
     """
 
     leaving = False
     said_bye = False
-    code = 0
+    authenticated = False
+    code = EXIT_OK
 
     def __init__(self, peer, screen, where):
         """
@@ -38,6 +103,7 @@ class Ending:
         self.screen = screen
         self.where = where
         self.done = Deferred()
+        self._error_code = None
 
     def leave(self, message):
         """
@@ -50,19 +116,38 @@ class Ending:
         self.leaving = True
         self.peer.send(message)
 
-    def fail(self, message):
+    def fail(self, message, code=EXIT_LOST):
         """
-        Leave with C{message} because the session cannot go on: status 1.
+        Leave with C{message} because the session cannot go on.
         """
-        self.code = 1
+        self.code = code
         self.leave(message)
+
+    def server_error(self, code):
+        """
+        The server refused something with C{code}; if it closes next, this
+        says why.
+        """
+        self._error_code = code
 
     def bye(self, message):
         """
-        The server's C{bye}: it closes, and says why.
+        The server's C{bye}: it closes, and says why. Asked for, it is a
+        goodbye; otherwise the server ended the session, and that is the
+        one sentence said about it.
         """
         self.said_bye = True
-        self.screen.show(f"bye: {message.get('text', '')}")
+        text = message.get("text", "")
+        if self.leaving:
+            self.screen.show(_("bye: {text}").format(text=text))
+            return
+        self.screen.closed()  # no prompt is left above or below it
+        text = ending_text(self._error_code, text)
+        self.screen.show(_("The server ended the session: {text}").format(text=text))
+        code = _CODE_FOR_ERROR.get(self._error_code, EXIT_LOST)
+        if code == EXIT_LOGIN_FAILED and self.authenticated:
+            code = EXIT_REFUSED
+        self.code = self.code or code
 
     def too_large(self, length):
         """
@@ -70,10 +155,12 @@ class Ending:
         connection closes, as nothing after it can be read.
         """
         self.screen.show(
-            f"The server sent a message of {length} bytes, "
-            "too long for this client; closing."
+            _(
+                "The server sent a message of {length} bytes, "
+                "too long for this client; closing."
+            ).format(length=length)
         )
-        self.code = 1
+        self.code = EXIT_LOST
         self.leaving = True
 
     def interrupted(self):
@@ -84,7 +171,7 @@ class Ending:
         if self.code == EXIT_INTERRUPTED:
             self.peer.abort()
             return
-        self.screen.show("Interrupted.")
+        self.screen.show(_("Interrupted."))
         self.code = EXIT_INTERRUPTED
         self.leave({"type": "quit"})
         self.peer.close()
@@ -95,12 +182,19 @@ class Ending:
         the server said why, and fire L{done} with the status.
         """
         self.screen.hide_input(False)
-        if not self.leaving:
-            if not self.said_bye:
-                why = reason.getErrorMessage()
-                self.screen.show(f"The connection to {self.where} was lost ({why}).")
-            self.code = self.code or 1
-        elif not self.said_bye and self.code == 0:
-            self.screen.show("The server closed the connection.")
         self.screen.closed()
+        if not self.said_bye:
+            if not self.leaving:
+                self.screen.show(describe_loss(reason, self.where))
+                self.code = self.code or EXIT_LOST
+            elif self.code == EXIT_OK:
+                self.screen.show(_("The server closed the connection."))
         self.done.callback(self.code)
+
+    @property
+    def may_reconnect(self):
+        """
+        Whether trying again could help: the connection was lost or the
+        server ended the session, not the person nor a refused login.
+        """
+        return self.code == EXIT_LOST

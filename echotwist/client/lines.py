@@ -7,9 +7,11 @@ C{say} or a command once the session is ready.
 On a terminal a line typed while the client waits for the server (say,
 while a password is being checked) is refused with a note, because a
 person sees what happened and may type it again; from a pipe or a file
-lines wait their turn, in order, each until the replies to the one before
-have come, so a script need not know the timing and its output reads in
-the order it asked.
+lines wait until the session is ready (a script's lines are never answers
+to the server's questions: those come from options, so a re-run that
+logs in with a saved token says exactly the same lines), then each until
+the replies to the one before have come, so a script need not know the
+timing and its output reads in the order it asked.
 """
 
 from collections import deque
@@ -84,11 +86,19 @@ class Lines:
             return True  # to be dropped
         if self.interactive:
             return item is END or self.questions.asking is not None or self.ready
-        # A script's lines go one at a time, each after the replies to the
-        # one before, so what it shows comes in the order it was asked for.
-        return self.questions.asking is not None or (
-            self.ready and not self._outstanding
-        )
+        # A script's lines are only ever said, never answers (those come
+        # from options), so they wait for the session to be ready; then one
+        # at a time, each after the replies to the one before, so what it
+        # shows comes in the order it was asked for.
+        return self.ready and not self._outstanding
+
+    def adopt(self, earlier):
+        """
+        Take the lines an earlier session (before a reconnection) had not
+        used yet, ahead of any new ones.
+        """
+        self._lines.extendleft(reversed(earlier._lines))
+        earlier._lines.clear()
 
     def push(self, item):
         """

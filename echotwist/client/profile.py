@@ -16,6 +16,7 @@ import secrets
 import stat
 import time
 
+from echotwist.i18n import _
 from echotwist.prompts import format_address
 
 PROFILE_VERSION = 1
@@ -88,17 +89,20 @@ class Profile:
         except FileNotFoundError:
             return
         except OSError as e:
-            self._refuse(f"cannot open {self.path} ({e.strerror})")
+            self._refuse(
+                _("cannot open {path} ({why})").format(path=self.path, why=e.strerror)
+            )
             return
         with os.fdopen(fd, "rb") as f:
             info = os.fstat(f.fileno())
             if not stat.S_ISREG(info.st_mode):
-                self._refuse(f"{self.path} is not a regular file")
+                self._refuse(_("{path} is not a regular file").format(path=self.path))
                 return
             if info.st_mode & 0o077:
                 self._refuse(
-                    f"{self.path} may be read by others "
-                    f"(mode {stat.S_IMODE(info.st_mode):04o}): chmod 600 it"
+                    _(
+                        "{path} may be read by others (mode {mode}): chmod 600 it"
+                    ).format(path=self.path, mode=f"{stat.S_IMODE(info.st_mode):04o}")
                 )
                 return
             data = f.read()
@@ -108,8 +112,10 @@ class Profile:
                 raise TypeError("servers is not an object")
         except (ValueError, KeyError, TypeError) as e:
             self.warnings.append(
-                f"ignoring unreadable profile {self.path} ({e}); "
-                "it will be replaced when a token is saved"
+                _(
+                    "ignoring unreadable profile {path} ({why}); "
+                    "it will be replaced when a token is saved"
+                ).format(path=self.path, why=e)
             )
             return
         self._servers = {
@@ -118,7 +124,7 @@ class Profile:
 
     def _refuse(self, why):
         self.usable = False
-        self.warnings.append(f"ignoring the token profile: {why}")
+        self.warnings.append(_("ignoring the token profile: {why}").format(why=why))
 
     def entry(self, key):
         """
@@ -167,7 +173,9 @@ class Profile:
             write_private_file(self.path, data + b"\n")
         except OSError as e:
             raise ProfileError(
-                f"cannot save the token profile {self.path} ({e.strerror or e})"
+                _("cannot save the token profile {path} ({why})").format(
+                    path=self.path, why=e.strerror or e
+                )
             ) from None
 
 

@@ -5,6 +5,8 @@ what the client answers, and what it now waits for.
 """
 
 from echotwist.client.secrecy import is_secret
+from echotwist.client.wording import error_text, greeting
+from echotwist.i18n import _
 
 
 class Replies:
@@ -16,6 +18,8 @@ class Replies:
     """
 
     mode = None
+
+    security = None
 
     def __init__(self, where, screen, ending, clearance, tokens, questions, lines):
         """
@@ -44,7 +48,9 @@ class Replies:
         handler = getattr(self, "_on_" + message["type"], None)
         if handler is None:
             self.screen.show(
-                f"(the server sent a {message['type']!r} message; ignored)"
+                _("(the server sent a {type!r} message; ignored)").format(
+                    type=message["type"]
+                )
             )
         else:
             handler(message)
@@ -54,19 +60,32 @@ class Replies:
         The server sent a frame that is not a message.
         """
         self.screen.show(
-            f"(the server sent something that is not a message: {reason}; ignored)"
+            _(
+                "(the server sent something that is not a message: {reason}; ignored)"
+            ).format(reason=reason)
         )
 
     def _on_welcome(self, message):
         self.mode = message.get("mode")
         version = message.get("version", "?")
+        if self.security:
+            line = _(
+                "Connected to echolab {version} at {where} ({mode} mode; {security})."
+            )
+        else:
+            line = _("Connected to echolab {version} at {where} ({mode} mode).")
         self.screen.show(
-            f"Connected to echolab {version} at {self.where} ({self.mode} mode)."
+            line.format(
+                version=version,
+                where=self.where,
+                mode=self.mode,
+                security=self.security,
+            )
         )
         if self.mode == "echo":
             self._become_ready()
         elif self.mode == "auth":
-            if not self.clearance.allows("a password or a token"):
+            if not self.clearance.allows(_("a password or a token")):
                 return
             login = self.tokens.offer()
             if login is not None:
@@ -78,7 +97,7 @@ class Replies:
             # it asks again if it still needs to.
             return
         if is_secret(message) and not self.clearance.allows(
-            f"the answer to {message.get('field')!r}"
+            _("the answer to {field!r}").format(field=message.get("field"))
         ):
             return
         self.questions.put(message)
@@ -89,27 +108,38 @@ class Replies:
         self.tokens.accepted(questions.login, message)
 
     def _on_greet(self, message):
-        self.screen.show(message.get("text") or f"Hello, {message.get('name')}!")
+        self.screen.show(
+            greeting(message.get("name"), message.get("known"), message.get("text"))
+        )
         self._become_ready()
 
     def _become_ready(self):
         if self.lines.ready:
             return
         self.lines.ready = True
+        self.ending.authenticated = True
         if self.screen.interactive:
-            self.screen.show("Type a line to have it echoed; /help lists the commands.")
+            self.screen.show(
+                _("Type a line to have it echoed; /help lists the commands.")
+            )
 
     def _on_echo(self, message):
         text = message.get("text", "")
         if "n" in message and "of" in message:
-            self.screen.show(f"echo {message['n']}/{message['of']}: {text}")
+            self.screen.show(
+                _("echo {n}/{of}: {text}").format(
+                    n=message["n"], of=message["of"], text=text
+                )
+            )
         else:
-            self.screen.show(f"echo: {text}")
+            self.screen.show(_("echo: {text}").format(text=text))
         self.lines.echoed()
 
     def _on_error(self, message):
         code = message.get("code", "?")
-        self.screen.show(f"error ({code}): {message.get('text', '')}")
+        text = error_text(code, message.get("text", ""))
+        self.screen.show(_("error ({code}): {text}").format(code=code, text=text))
+        self.ending.server_error(code)
         if self.tokens.in_flight:
             self.tokens.refused(code)
         elif self.lines.ready:

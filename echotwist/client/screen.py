@@ -42,10 +42,13 @@ class Screen:
     def __init__(self, console):
         """
         @param console: C{show(line)}, C{prompt(text)}, C{hide_input(hidden)}
-            and C{interactive}.
+            and C{interactive}; a console with a true C{redraws} (the line
+            editor) shows lines above the prompt and the line being typed,
+            and ends the prompt's line itself.
         """
         self.console = console
         self.interactive = console.interactive
+        self.redraws = getattr(console, "redraws", False)
 
     def show(self, line):
         """
@@ -53,16 +56,22 @@ class Screen:
         whatever the server put in it is shown as text only.
         """
         line = printable(line)
-        if self.prompt_shown:
+        if self.prompt_shown and not self.redraws:
             self.prompt_shown = False
             line = "\n" + line
         self.console.show(line)
 
-    def prompt(self, text):
+    def prompt(self, text, recording=False):
         """
         Put up a prompt; the person's line, or the next line shown, ends it.
+
+        @param recording: whether the line typed at it may go into the
+            history (the session's prompt; never a question's).
         """
-        self.console.prompt(text)
+        if recording:
+            self.console.prompt(text, recording=True)
+        else:
+            self.console.prompt(text)
         self.prompt_shown = True
 
     def question(self, text, secret):
@@ -90,7 +99,7 @@ class Screen:
         the terminal did not echo with the Enter.
         """
         self.hide_input(False)
-        if self.interactive:
+        if self.interactive and not self.redraws:
             self.console.show("")
 
     def line_typed(self):
@@ -104,12 +113,19 @@ class Screen:
         The input ended: Ctrl-D leaves the cursor after a prompt, so end
         that line before anything else is shown.
         """
-        if self.prompt_shown:
-            self.prompt_shown = False
-            self.console.show("")
+        self._end_prompt()
 
     def closed(self):
         """
         Nothing more will be typed: no prompt is up any more.
         """
+        self._end_prompt()
+
+    def _end_prompt(self):
+        if not self.prompt_shown:
+            return
         self.prompt_shown = False
+        if self.redraws:
+            self.console.prompt("")
+        else:
+            self.console.show("")

@@ -6,6 +6,9 @@ here, whatever the server's mode and flags, so there is one rule to get
 right.
 """
 
+from echotwist.client.ending import EXIT_REFUSED
+from echotwist.i18n import _
+
 PUBLIC_FIELDS = ("name", "login")
 """
 The questions whose answers are not secret; any other is a password. A
@@ -52,13 +55,15 @@ class Clearance:
         """
         Whether C{what} (a password, a token) may be sent on this
         connection. When it may not, the person is told why and how to
-        allow it, and the client leaves with status 1.
+        allow it, and the client leaves with L{EXIT_REFUSED}.
         """
         if self.secure:
             return True
         self.screen.show(
-            f"Refusing to send {what} in clear text: "
-            f"{self.why_insecure}. Use --tls, or --insecure to send anyway."
+            _(
+                "Refusing to send {what} in clear text: {why}. "
+                "Use --tls, or --insecure to send anyway."
+            ).format(what=what, why=self.why_insecure)
         )
-        self.ending.fail({"type": "quit"})
+        self.ending.fail({"type": "quit"}, EXIT_REFUSED)
         return False

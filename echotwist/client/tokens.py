@@ -7,6 +7,7 @@ one, forgotten when it refuses one or the person logs out.
 
 from echotwist import messages as m
 from echotwist.client.profile import ProfileError
+from echotwist.i18n import _
 
 
 class Tokens:
@@ -44,7 +45,11 @@ class Tokens:
             return None
         self.in_flight = True
         self.peer.send({"type": "token", "token": entry["token"]})
-        self.screen.show(f"Logging in as {entry['login']} with the saved token.")
+        self.screen.show(
+            _("Logging in as {login} with the saved token.").format(
+                login=entry["login"]
+            )
+        )
         return entry["login"]
 
     def accepted(self, login, message):
@@ -55,11 +60,16 @@ class Tokens:
         self.in_flight = False
         token = message.get("token")
         if token is None:
-            self.screen.show(f"Logged in as {login} with the saved token.")
+            self.screen.show(
+                _("Logged in as {login} with the saved token.").format(login=login)
+            )
             return
-        what = "Registered" if message.get("via") == "register" else "Logged in as"
         saved = self._save(login, token, message.get("expires"))
-        self.screen.show(f"{what} {login}; {saved}.")
+        if message.get("via") == "register":
+            line = _("Registered {login}; {saved}.")
+        else:
+            line = _("Logged in as {login}; {saved}.")
+        self.screen.show(line.format(login=login, saved=saved))
 
     def _save(self, login, token, expires):
         """
@@ -67,14 +77,14 @@ class Tokens:
         be written is no reason to end the session.
         """
         if not self.profile.usable:
-            return "the token is not saved (the profile is ignored)"
+            return _("the token is not saved (the profile is ignored)")
         if type(expires) is not int:
-            return "the token came without a valid expiry and is not saved"
+            return _("the token came without a valid expiry and is not saved")
         try:
             self.profile.save_token(self.key, login, token, expires)
         except ProfileError as e:
-            return f"the token is not saved: {e}"
-        return "token saved for next time"
+            return _("the token is not saved: {why}").format(why=e)
+        return _("token saved for next time")
 
     def refused(self, code):
         """
@@ -84,7 +94,9 @@ class Tokens:
         self.in_flight = False
         if code == m.BAD_TOKEN:
             self.forget()
-            self.screen.show("The saved token was refused; log in with your password.")
+            self.screen.show(
+                _("The saved token was refused; log in with your password.")
+            )
 
     def forget(self):
         """
@@ -94,4 +106,4 @@ class Tokens:
         try:
             self.profile.forget(self.key)
         except ProfileError as e:
-            self.screen.show(f"(could not forget the token: {e})")
+            self.screen.show(_("(could not forget the token: {why})").format(why=e))

@@ -1,0 +1,3 @@
+from echotwist.check.cli import main
+
+main()
