@@ -59,6 +59,7 @@ _MIGRATIONS = {
 }
 
 _CHANGES = re.compile(r"\bchanges\(\)")
+_RECORDS_CHANGE = re.compile(r"\bINSERT INTO changes\b")
 
 
 @lru_cache(maxsize=256)  # (the stores' statements are a few constants)
@@ -198,6 +199,10 @@ class Database:
     def _write(self, statements):
         count = 0
         with self._connection() as db, db.transaction():
+            if any(_RECORDS_CHANGE.search(sql) for sql, _ in statements):
+                # Ids must become visible in order (echotwist.changes): one
+                # recording transaction at a time; readers are not held up.
+                db.execute("LOCK TABLE changes IN EXCLUSIVE MODE")
             for sql, args in statements:
                 sql = _with_changes(to_postgres(sql), count)
                 count = db.execute(sql, args).rowcount

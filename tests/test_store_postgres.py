@@ -12,9 +12,10 @@ from twisted.internet import defer, reactor, threads
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from echotwist import pgstore
-from echotwist.store import CredentialStore, LoginTaken, StoreError
-from tests import test_store
+from echotwist import changes, pgstore
+from echotwist.credentials import CredentialStore, LoginTaken
+from echotwist.store import StoreError
+from tests import test_admin_store, test_changes, test_credentials, test_store
 from tests.postgres_support import (
     PASSWORD_ROLE,
     PostgresServer,
@@ -34,37 +35,50 @@ class InlinePostgresDatabase(pgstore.Database):
         return defer.maybeDeferred(function, *args)
 
 
-class OnPostgres:
+class PostgresDatabaseCases(test_store.DatabaseCases):
     """
-    Mixed into a L{test_store.Stores} case: its stores on a new PostgreSQL
-    database.
+    The store cases' hooks for PostgreSQL: a new database on the shared
+    test server, answering at once (L{InlinePostgresDatabase}).
     """
 
-    def setUp(self):
+    def makeDatabase(self):
         self.url = fresh_database(self)
-        super().setUp()
+        return self.reopenDatabase()
 
-    def reopen(self):
+    def reopenDatabase(self):
         db = InlinePostgresDatabase(self.url, None)
         db.open()
         self.addCleanup(db.close)
         return db
 
 
-class IdentityStoreTests(OnPostgres, test_store.IdentityStoreTests):
+class IdentityStoreTests(
+    PostgresDatabaseCases, test_store.IdentityStoreCases, TestCase
+):
     pass
 
 
-class CredentialStoreTests(OnPostgres, test_store.CredentialStoreTests):
+class AdminStoreTests(
+    PostgresDatabaseCases, test_admin_store.AdminStoreCases, TestCase
+):
+    pass
+
+
+class CredentialStoreTests(
+    PostgresDatabaseCases, test_credentials.CredentialStoreCases, TestCase
+):
     def test_forget_expired(self):
         """
         Expired tokens are deleted by the periodic clean-up.
         """
-        self.result(self.store.add_user("alice", "h", b"1" * 32, 1100))
-        self.result(self.store.add_token("alice", b"2" * 32, 5000))
+        store = CredentialStore(self.db, self.clock)
+        self.successResultOf(store.add_user("alice", "h", b"1" * 32, 1100))
+        self.successResultOf(store.add_token("alice", b"2" * 32, 5000))
         self.clock.advance(200)
-        self.result(self.store.forget_expired())
-        rows = self.result(self.db.read("SELECT array_agg(digest) FROM tokens"))
+        self.successResultOf(store.forget_expired())
+        rows = self.successResultOf(
+            self.db.read("SELECT array_agg(digest) FROM tokens")
+        )
         self.assertEqual(rows, ([b"2" * 32],))
 
     def test_registration_race(self):
@@ -73,11 +87,59 @@ class CredentialStoreTests(OnPostgres, test_store.CredentialStoreTests):
         the same login: one wins, the other gets L{LoginTaken} and its
         token is not stored.
         """
-        other = CredentialStore(self.reopen(), self.clock)
-        self.result(self.store.add_user("Race", "h1", b"1" * 32, 2000))
+        store = CredentialStore(self.db, self.clock)
+        other = CredentialStore(self.reopenDatabase(), self.clock)
+        self.successResultOf(store.add_user("Race", "h1", b"1" * 32, 2000))
         self.failureResultOf(other.add_user("race", "h2", b"2" * 32, 2000), LoginTaken)
-        self.assertEqual(self.result(other.user("RACE")), ("Race", "h1"))
-        self.assertIsNone(self.result(other.token_login(b"2" * 32)))
+        self.assertEqual(self.successResultOf(other.user("RACE")), ("Race", "h1"))
+        self.assertIsNone(self.successResultOf(other.token_login(b"2" * 32)))
+
+
+class ChangeFeedTests(test_changes.ChangeFeedTests):
+    """
+    The change feed on PostgreSQL's C{changes} table.
+    """
+
+    def makeDatabase(self):
+        return PostgresDatabaseCases.makeDatabase(self)
+
+    def reopenDatabase(self):
+        return PostgresDatabaseCases.reopenDatabase(self)
+
+
+class ChangeOrderTests(TestCase):
+    """
+    Change ids become visible in increasing order, though PostgreSQL
+    commits transactions concurrently (L{echotwist.changes}).
+    """
+
+    def setUp(self):
+        self.url = fresh_database(self)
+        self.db = pgstore.Database(self.url, reactor)
+        self.db.open()
+        self.addCleanup(self.db.close)
+
+    @defer.inlineCallbacks
+    def test_recording_waits_for_an_earlier_one(self):
+        """
+        While another transaction that recorded a change is open (its id
+        taken, not yet visible), recording one more waits for it to end,
+        so no poll can see the later id before the earlier one.
+        """
+        other = PostgresDatabaseCases.reopenDatabase(self)
+        earlier = other._pool.getconn()
+        self.addCleanup(other._pool.putconn, earlier)
+        earlier.autocommit = False
+        for sql, args in changes.record(changes.USER_DELETED, "", 1000):
+            earlier.execute(pgstore.to_postgres(sql), args)
+        writing = self.db.write(*changes.record(changes.TOKENS_REVOKED, "", 1000))
+        yield deferLater(reactor, 0.3, lambda: None)
+        self.assertNoResult(writing)
+        earlier.commit()
+        earlier.autocommit = True
+        yield writing
+        rows = yield self.db.read_all("SELECT kind FROM changes ORDER BY id", ())
+        self.assertEqual(rows, [(changes.USER_DELETED,), (changes.TOKENS_REVOKED,)])
 
 
 class DatabaseTests(SynchronousTestCase):
@@ -107,24 +169,20 @@ class DatabaseTests(SynchronousTestCase):
     def test_migrations(self):
         """
         SQLite's migrations run on PostgreSQL too, in its types: on a
-        database of an older schema, and after the first schema on a new
-        one (the admin operations' migration, as a sample).
+        database of the first schema, and after the first schema on a new
+        one (the admin operations' migration: C{last_login}, C{changes}).
         """
-        self.open(self.url).close()
-        migration = [
-            "ALTER TABLE users ADD COLUMN last_login INTEGER",
-            "CREATE TABLE changes (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-            " kind TEXT NOT NULL)",
-        ]
-        self.patch(pgstore, "SCHEMA_VERSION", 2)
-        self.patch(
-            pgstore, "_MIGRATIONS", {2: [pgstore.postgres_ddl(s) for s in migration]}
-        )
-        for url in (self.url, fresh_database(self)):
+        self.patch(pgstore, "SCHEMA_VERSION", 1)
+        old = fresh_database(self)
+        self.open(old).close()
+        self.patch(pgstore, "SCHEMA_VERSION", test_store.SCHEMA_VERSION)
+        for url in (old, self.url):
             db = self.open(url)
-            db._write([("INSERT INTO changes (kind) VALUES (?)", ("revoke",))] * 2)
+            record = changes.record(changes.TOKENS_REVOKED, "", 1000)
+            db._write(record)
+            db._write(record)
             rows = db._read("SELECT id, kind FROM changes ORDER BY id", (), True)
-            self.assertEqual(rows, [(1, "revoke"), (2, "revoke")])
+            self.assertEqual(rows, [(1, "tokens_revoked"), (2, "tokens_revoked")])
             self.assertEqual(
                 db._read("SELECT count(last_login) FROM users", (), False), (0,)
             )
