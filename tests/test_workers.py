@@ -6,14 +6,17 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from echotwist.options import Options
 from echotwist.workers import (
     QUICK_DEATH,
     STOP_WAIT,
@@ -113,6 +116,37 @@ class WorkersTests(SynchronousTestCase):
         self.assertGreater(alive, 0)  # (the survivor's clients)
         self.assertRegex(self.log(), r"worker 1 \(pid \d+\) ended: .*signal 9")
         self.assertIn("replacing worker 1", self.log())
+
+    def test_raw_mode(self):
+        """
+        C{--mode raw}: the parent says so, and the workers echo bytes as
+        they came, on the shared port.
+        """
+        server = self.start(2, "--mode", "raw")
+        self.assertRegex(server.first_line, r"listening on \S+:\d+ \(raw\)")
+        for _ in range(4):
+            with socket.create_connection(("127.0.0.1", server.port), 10) as s:
+                s.sendall(b"hello, workers\n")
+                s.shutdown(socket.SHUT_WR)
+                received = b""
+                while chunk := s.recv(4096):
+                    received += chunk
+                self.assertEqual(received, b"hello, workers\n")
+
+    def test_raw_listen_refused(self):
+        """
+        C{--raw-listen} beside C{--workers}: a usage error in one line,
+        saying what to use instead.
+        """
+        options = Options()
+        e = self.assertRaises(
+            usage.UsageError,
+            options.parseOptions,
+            ["--workers", "2", "--port", "0", "--raw-listen", "tcp:0"],
+        )
+        self.assertEqual(
+            str(e), "--raw-listen cannot be used with --workers (use --mode raw)"
+        )
 
     def test_sigterm_says_bye_everywhere(self):
         """
