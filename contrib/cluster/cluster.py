@@ -156,6 +156,22 @@ class Cluster:
             raise RuntimeError(f"node {n} did not start: {node.stderr.read().decode()}")
         self.nodes[n] = node
 
+    def admin(self, n, *argv):
+        """
+        Run C{echolab-admin --store URL ARGV} on the cluster's store from
+        node C{n}'s namespace, as an operator there would.
+
+        @return: what it printed.
+        """
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.namespace(n), sys.executable, "-m",
+             "echotwist.admin", "--store", self.url, *argv],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"echolab-admin {' '.join(argv)}: {done.stderr}")
+        return done.stdout.strip()
+
     def kill_node(self, n):
         """
         C{kill -9} node C{n} (its workers follow their parent).

@@ -91,6 +91,42 @@ def logout_everywhere(cluster):
           f"{2 * cluster.count} connections after it ({took:.2f} s)")  # fmt: skip
 
 
+def admin_revoke_everywhere(cluster, within=1.0):
+    """
+    An administrator revokes a login's tokens once (C{echolab-admin
+    --store URL revoke}, from node1's namespace): its sessions on every
+    node end, and its token is refused by every node, within a second.
+    """
+    token = register(cluster, "revoked")["token"]
+    before = sessions(cluster)
+    held = []
+    for _ in range(2 * cluster.count):  # caches warm, a session on each node
+        s = connect(cluster)
+        assert token_login(s, token)["login"] == "revoked"
+        held.append(s)
+    after = sessions(cluster)
+    landed = {name: after[name] - before[name] for name in after}
+    assert all(landed.values()), landed
+    said = cluster.admin(1, "revoke", "revoked")
+    revoked = time.monotonic()
+    ended = []
+    for s in held:
+        with s:
+            s.settimeout(max(within - (time.monotonic() - revoked), 0.01))
+            until(s, "bye")
+            ended.append(time.monotonic() - revoked)
+    codes = set()
+    for _ in range(2 * cluster.count):
+        with connect(cluster) as s:
+            codes.add(token_login(s, token).get("code"))
+    refused = time.monotonic() - revoked
+    assert codes == {"bad_token"}, codes
+    print(f"ok: admin revoke made once ({said!r}): all {len(held)} sessions "
+          f"on {len(landed)} nodes ended within {max(ended):.2f} s; the token "
+          f"was refused by all {2 * cluster.count} connections after it "
+          f"(done {refused:.2f} s after the revoke)")  # fmt: skip
+
+
 def throttle_across_nodes(cluster, free=3):
     """
     Wrong passwords for one login, spread over the nodes by HAProxy, get
@@ -205,6 +241,7 @@ class EchoClient(threading.Thread):
 def run_all(cluster):
     tokens_everywhere(cluster)
     logout_everywhere(cluster)
+    admin_revoke_everywhere(cluster)
     throttle_across_nodes(cluster)
     kill_a_node(cluster)
     print("ok: all checks passed")
