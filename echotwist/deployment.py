@@ -8,9 +8,7 @@ import os
 from dataclasses import dataclass
 
 from echotwist.optionspec import number, setting
-from echotwist.store import Database
-
-SQLITE_FILE = "echolab.db"
+from echotwist.store import DATABASE_FILE, Database
 
 
 @dataclass(frozen=True)
@@ -28,7 +26,7 @@ class Deployment:
         "store",
         "Where the stores are: postgresql://USER@HOST/DB (a libpq URI; "
         "postgresql:///DB?host=/socket/folder for a Unix socket) or "
-        f"sqlite:PATH [default: sqlite:{SQLITE_FILE} in --data-dir].",
+        "sqlite:PATH [default: sqlite:echolab.db in --data-dir].",
     )
     workers: int = setting(
         1,
@@ -53,7 +51,7 @@ class Deployment:
         that C{store} names, not yet opened.
         """
         if self.store is None:
-            return Database(os.path.join(data_dir, SQLITE_FILE), reactor)
+            return Database(os.path.join(data_dir, DATABASE_FILE), reactor)
         if self.store.startswith("sqlite:"):
             path = self.store[len("sqlite:") :]
             return Database(os.path.join(data_dir, path), reactor)
