@@ -257,6 +257,10 @@ class Accounts:
         @return: a L{Deferred} firing with L{LoggedIn} (a new token issued),
             or failing with L{UnauthorizedLogin} or L{RateLimited}.
         """
+        refreshed = self._throttle.refresh(login, address)
+        return _after(refreshed, self._login_with_password, login, password, address)
+
+    def _login_with_password(self, login, password, address):
         throttle = self._throttle
         try:
             throttle.start_password(login, address)
@@ -293,7 +297,7 @@ class Accounts:
                 return failure
             throttle.finish_password(login, address, matched=False)
             self.log.warn(text, login=login, address=address, client=address)
-            return failure
+            return _after(throttle.settled(), lambda: failure)
 
         return d.addCallbacks(accepted, refused)
 
@@ -305,6 +309,10 @@ class Accounts:
         @return: a L{Deferred} firing with L{LoggedIn}, or failing with
             L{UnauthorizedLogin} or L{RateLimited}.
         """
+        refreshed = self._throttle.refresh(None, address) if refused_before else None
+        return _after(refreshed, self._login_with_token, token, address, refused_before)
+
+    def _login_with_token(self, token, address, refused_before):
         try:
             self._throttle.start_token(address, refused_before)
         except RateLimited as e:
@@ -329,7 +337,7 @@ class Accounts:
             self.log.warn(
                 "refused token from {address}", address=address, client=address
             )
-            return failure
+            return _after(self._throttle.settled(), lambda: failure)
 
         return d.addCallbacks(accepted, refused)
 
@@ -397,3 +405,13 @@ class Accounts:
             "revoking a token on logout from {address}", address=address, client=address
         )
         return self._credentials.revoke(digest)
+
+
+def _after(deferred, function, *args):
+    """
+    C{function(*args)} once C{deferred} has fired (the throttle sharing its
+    counts), or at once when there is no C{deferred}.
+    """
+    if deferred is None:
+        return function(*args)
+    return deferred.addCallback(lambda _: function(*args))

@@ -61,6 +61,9 @@ _REVOKED = object()
 MAX_FORGOTTEN = 4096
 
 
+CACHE_SIZE = 65536  # users, and tokens, kept in memory by default
+
+
 class CredentialStore:
     """
     Logins with their password hashes, and token digests (auth mode).
@@ -86,7 +89,7 @@ class CredentialStore:
     @ivar last_logins: the L{LastLogins} of this store's users.
     """
 
-    def __init__(self, database, clock, cache_size=65536):
+    def __init__(self, database, clock, cache_size=CACHE_SIZE):
         self._db = database
         self._clock = clock
         # digest -> (login, expires, generation cached in) or _REVOKED
@@ -94,7 +97,9 @@ class CredentialStore:
         self._users = LRU(cache_size)  # login key -> (login, hash)
         self._generation = 0
         self._forgotten = {}  # login key -> generation it was forgotten in
-        self.last_logins = LastLogins(database, clock, cache_size)
+        # A store without caches (shared with other processes) still
+        # notes logins: those are this process's own, and must be written.
+        self.last_logins = LastLogins(database, clock, cache_size or CACHE_SIZE)
 
     def user(self, login):
         """

@@ -42,7 +42,6 @@ from echotwist.health import Health, StoreProbe
 from echotwist.listening import ListenerService, endpoint_from
 from echotwist.metering import Tally, metered_classes, metered_session
 from echotwist.prompts import format_address
-from echotwist.store import Database
 
 # The *_created samples say when the process started, which
 # process_start_time_seconds says already.
@@ -91,19 +90,23 @@ _LOGIN_FAILURES = [
 ]
 
 
-class TimedWrites(Database):
+class TimedWrites:
     """
-    A L{Database} whose writes are timed, from the call to the commit
-    (the wait for the database's thread included).
+    A store's database (SQLite's or PostgreSQL's, L{IDatabase}) whose
+    writes are timed, from the call to the commit (the wait for the
+    database's thread included); everything else is the database's own.
     """
 
-    def __init__(self, *args, metrics):
-        super().__init__(*args)
+    def __init__(self, database, metrics):
+        self._database = database
         self._metrics = metrics
+
+    def __getattr__(self, name):
+        return getattr(self._database, name)
 
     def write(self, *statements):
         started = time.monotonic()
-        d = Database.write(self, *statements)
+        d = self._database.write(*statements)
         return d.addBoth(self._written, started)
 
     def _written(self, result, started):
@@ -261,11 +264,11 @@ class ServerMetrics(service.Service):
         """
         return MeteredAccounts(*args, observer=self)
 
-    def timed_database(self, *args):
+    def timed_database(self, database):
         """
-        The server's L{Database}, its writes timed (L{TimedWrites}).
+        C{database}, its writes timed (L{TimedWrites}).
         """
-        return TimedWrites(*args, metrics=self)
+        return TimedWrites(database, self)
 
     def serve(self, top, description, listeners, database=None):
         """

@@ -11,6 +11,7 @@ import sys
 from twisted.python import usage
 
 from echotwist import prompts
+from echotwist.deployment import Deployment
 from echotwist.hashing import HashSettings
 from echotwist.listening import endpoint_from
 from echotwist.logbudget import ALLOWANCE
@@ -165,6 +166,7 @@ OPTION_PARAMETERS = [
     *option_rows(Settings),
     *option_rows(HashSettings),
     *option_rows(Limits),
+    *option_rows(Deployment),
 ]
 
 
@@ -190,6 +192,7 @@ class Options(usage.Options):
         on standard error and exit status 2, instead of twistd's whole usage
         text.
         """
+        self.raw_args = list(sys.argv[1:] if options is None else options)
         try:
             super().parseOptions(options)
         except usage.UsageError as e:
@@ -245,6 +248,25 @@ class Options(usage.Options):
     _stdin = sys.stdin
     _stdout = sys.stdout
 
+    def _check_shared_listeners(self):
+        """
+        C{--workers} hands the parent's sockets to its workers, which serve
+        them all alike (as C{--mode} says): plain TCP ones, bare or behind
+        C{haproxy:}. A C{--raw-listen} beside framed listeners would need
+        each worker to tell the sockets apart, so it is refused.
+        """
+        if self["raw-listen"]:
+            raise usage.UsageError(
+                "--raw-listen cannot be used with --workers (use --mode raw)"
+            )
+        for description in self["listen"]:
+            kind = description.removeprefix("haproxy:").split(":", 1)[0]
+            if kind not in ("tcp", "tcp6"):
+                raise usage.UsageError(
+                    f"--listen {description}: --workers shares only tcp, "
+                    "tcp6 and haproxy:tcp listeners"
+                )
+
     def postOptions(self):
         install(self["lang"])
         twistd = getattr(self, "parent", None)
@@ -254,6 +276,12 @@ class Options(usage.Options):
             raise usage.UsageError(
                 _("--trace is for debugging a client, not with --metrics")
             )
+        if self["workers"] > 1:
+            self._check_shared_listeners()
+            if self["metrics"]:
+                raise usage.UsageError(
+                    _("--metrics serves one process; it cannot be used with --workers")
+                )
         if self["port"] is None and not (self["listen"] or self["raw-listen"]):
             self["port"] = self._ask_port()
         self["data-dir"] = os.path.abspath(self["data-dir"])
@@ -322,6 +350,12 @@ class Options(usage.Options):
         @rtype: L{Limits}
         """
         return from_options(Limits, self)
+
+    def deployment(self):
+        """
+        @rtype: L{Deployment}
+        """
+        return from_options(Deployment, self)
 
 
 def _checked_endpoint(option, description):

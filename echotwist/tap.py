@@ -5,10 +5,10 @@ L{makeService}, used by the twistd plugin (C{twistd -n echolab}) and by
 C{echo.tac} alike.
 """
 
-import os
 from functools import partial
 
 from twisted.application.internet import TimerService
+from twisted.internet.protocol import Factory
 
 from echotwist import __version__
 from echotwist.auth import Accounts
@@ -27,17 +27,23 @@ from echotwist.service import (
     EchoService,
     StoresService,
 )
-from echotwist.store import DATABASE_FILE, Database, IdentityStore
+from echotwist.shared_throttle import SharedFailures, SharedLoginThrottle
+from echotwist.store import IdentityStore
 from echotwist.tcp import listen_tcp
 from echotwist.trace import Tracer, trace
 from echotwist.throttle import LoginThrottle
+from echotwist.workers import WorkersService
 
 __all__ = ["DEFAULT_PORT", "Options", "makeService"]
 
 
-def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=None):
+def makeService(
+    options, reactor=None, stdout=None, stderr=None, hash_context=None, worker=None
+):
     """
-    Build the server from parsed L{Options}.
+    Build the server from parsed L{Options}: with C{--workers} over 1, the
+    parent that listens and keeps that many workers serving
+    (L{echotwist.workers}).
 
     @param reactor: the reactor to use [default: the global one, which is
         L{echotwist.reactor}'s if none was installed yet and the running
@@ -49,10 +55,14 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         same way].
     @param hash_context: a passlib context overriding the argon2id
         parameters (tests use a cheap one; never the default).
+    @param worker: the L{echotwist.worker.WorkerRole} when building a
+        worker: it serves its parent's sockets, in its parent's data
+        directory, logging to a file of its own.
     """
     if reactor is None:
         reactor = install_default()
     settings = options.settings()
+    deployment = options.deployment()
     twistd = getattr(options, "parent", None)
     metrics = None
     if options["metrics"]:
@@ -61,7 +71,7 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         metrics = ServerMetrics(reactor, __version__, settings.mode)
     top = EchoService(
         reactor,
-        options["log-file"],
+        options["log-file"] if worker is None else worker.log_path(options),
         options["log-rotate-bytes"],
         options["log-keep"],
         options["log-client-lines"],
@@ -69,43 +79,20 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         stderr,
         daemon=twistd is not None and not twistd.get("nodaemon", True),
         log_format=options["log-format"],
-        start_lines=start_lines(options, settings.mode),
+        start_lines=start_lines(options, settings.mode, deployment, worker),
     )
-    DataDirectoryLock(options["data-dir"]).setServiceParent(top)
+    if worker is None:
+        DataDirectoryLock(options["data-dir"]).setServiceParent(top)
+    if deployment.workers > 1 and worker is None:
+        return _parent(options, reactor, top, deployment)
     identities = accounts = credentials = database = hasher = None
     if settings.mode in ("ident", "auth"):
-        open_database = Database if metrics is None else metrics.timed_database
-        database = open_database(database_path(options), reactor)
-        if settings.mode == "ident":
-            identities = IdentityStore(database, reactor)
-        else:
-            hashing = options.hashing()
-            context = hash_context or make_context(
-                hashing.memory_kib, hashing.time_cost
-            )
-            hasher = Hasher(
-                context,
-                reactor,
-                hashing.threads,
-                hashing.memory_kib,
-                hashing.priority,
-                hashing.max_pending,
-                hashing.max_pending_per_client,
-            )
-            credentials = CredentialStore(database, reactor)
-            accounts = (Accounts if metrics is None else metrics.accounts)(
-                credentials,
-                hasher,
-                LoginThrottle(reactor, options.limits()),
-                reactor,
-                settings.token_ttl,
-            )
-        StoresService(database, hasher).setServiceParent(top)
-        if accounts is not None:
-            cleaner = TimerService(3600, credentials.forget_expired)
-            cleaner.clock = reactor
-            cleaner.setServiceParent(top)
-            LastLoginWriter(credentials.last_logins, reactor).setServiceParent(top)
+        database = deployment.database(options["data-dir"], reactor)
+        if metrics is not None:
+            database = metrics.timed_database(database)
+        identities, credentials, accounts, hasher = _stores(
+            options, reactor, top, database, deployment.shared, hash_context, metrics
+        )
     factory = EchoFactory(settings, reactor, identities, accounts)
     if database is not None:
         applier = ChangeApplier(credentials, factory)
@@ -115,33 +102,114 @@ def makeService(options, reactor=None, stdout=None, stderr=None, hash_context=No
         _trace(factory, options, reactor)
     raw = RawListenerFactory(factory)
     served, kind = (raw, "raw") if settings.mode == "raw" else (factory, None)
+    if worker is not None:
+        worker.listeners(reactor, served).setServiceParent(top)
+    else:
+        listeners = list(_listeners(options, reactor, served, kind, raw, top.announce))
+        for listener in listeners:
+            listener.setServiceParent(top)
+        if metrics is not None:
+            metrics.watch(factory, hasher)
+            metrics.serve(top, options["metrics"], listeners, database)
+    top.factory = factory
+    return top
+
+
+def _stores(options, reactor, top, database, shared, hash_context, metrics=None):
+    """
+    The stores, opened by services of C{top} before the listeners start.
+
+    @param shared: whether other processes use C{database} too (see
+        L{echotwist.deployment.Deployment.shared}).
+    @param metrics: the L{echotwist.metrics.ServerMetrics}, if on.
+    @return: the identity store (ident mode), and the
+        L{CredentialStore}, L{Accounts} and L{Hasher} (auth mode).
+    """
+    settings = options.settings()
+    if settings.mode == "ident":
+        StoresService(database).setServiceParent(top)
+        return IdentityStore(database, reactor), None, None, None
+    hashing = options.hashing()
+    context = hash_context or make_context(hashing.memory_kib, hashing.time_cost)
+    hasher = Hasher(
+        context,
+        reactor,
+        hashing.threads,
+        hashing.memory_kib,
+        hashing.priority,
+        hashing.max_pending,
+        hashing.max_pending_per_client,
+    )
+    StoresService(database, hasher).setServiceParent(top)
+    limits = options.limits()
+    if shared:
+        # Other processes' revocations are not in this one's cache, nor
+        # their failed logins in its throttle: both are asked.
+        credentials = CredentialStore(database, reactor, cache_size=0)
+        failures = SharedFailures(database, reactor, 2 * limits.max_block)
+        failures.setServiceParent(top)
+        throttle = SharedLoginThrottle(reactor, limits, failures)
+    else:
+        credentials = CredentialStore(database, reactor)
+        throttle = LoginThrottle(reactor, limits)
+    cleaner = TimerService(3600, credentials.forget_expired)
+    cleaner.clock = reactor
+    cleaner.setServiceParent(top)
+    LastLoginWriter(credentials.last_logins, reactor).setServiceParent(top)
+    make_accounts = Accounts if metrics is None else metrics.accounts
+    accounts = make_accounts(credentials, hasher, throttle, reactor, settings.token_ttl)
+    return None, credentials, accounts, hasher
+
+
+def _listeners(options, reactor, served, kind, raw, announce):
+    """
+    A L{ListenerService} for C{--port} and for each C{--listen} string
+    (serving C{served}, described as C{kind}), and for each
+    C{--raw-listen} string (serving C{raw}).
+    """
     if options["port"] is not None:
-        ListenerService.on_port(
+        yield ListenerService.on_port(
             partial(listen_tcp, reactor),
             served,
             options["port"],
             options["port-tries"],
             options["interface"],
             options["backlog"],
-            top.announce,
+            announce,
             kind,
-        ).setServiceParent(top)
+        )
     listens = [(d, served, kind) for d in options["listen"]]
     listens += [(d, raw, "raw") for d in options["raw-listen"]]
     for description, listener_factory, listener_kind in listens:
-        ListenerService.on_endpoint(
+        yield ListenerService.on_endpoint(
             reactor,
             listener_factory,
             description,
             options["backlog"],
-            top.announce,
+            announce,
             listener_kind,
-        ).setServiceParent(top)
-    if metrics is not None:
-        metrics.watch(factory, hasher)
-        listeners = [s for s in top if isinstance(s, ListenerService)]
-        metrics.serve(top, options["metrics"], listeners, database)
-    top.factory = factory
+        )
+
+
+def _parent(options, reactor, top, deployment):
+    """
+    The parent of C{--workers}: it opens the stores once (so that a store
+    that cannot be used is said once, and the schema is migrated once),
+    listens, and hands its sockets to the workers it keeps running (which
+    serve them as C{--mode} says; C{--raw-listen} is refused with
+    C{--workers}, by L{Options}).
+    """
+    mode = options.settings().mode
+    if mode in ("ident", "auth"):
+        database = deployment.database(options["data-dir"], reactor)
+        StoresService(database).setServiceParent(top)
+    kind = "raw" if mode == "raw" else None
+    listeners = list(_listeners(options, reactor, Factory(), kind, None, top.announce))
+    for listener in listeners:
+        listener.setServiceParent(top)
+    WorkersService(
+        reactor, deployment.workers, options.raw_args, options["log-file"], listeners
+    ).setServiceParent(top)
     return top
 
 
@@ -160,16 +228,15 @@ def _trace(factory, options, reactor):
     trace(factory, tracer)
 
 
-def database_path(options):
-    return os.path.join(options["data-dir"], DATABASE_FILE)
-
-
-def start_lines(options, mode):
+def start_lines(options, mode, deployment, worker=None):
     """
     What the log says first at every start: the version, the mode, the
     data folder (absolute), the store, the listeners and the log itself.
     """
-    store = "none (echo mode)" if mode == "echo" else f"SQLite {database_path(options)}"
+    if mode not in ("ident", "auth"):
+        store = f"none ({mode} mode)"
+    else:
+        store = deployment.describe_store(options["data-dir"])
     listeners = [f"--listen {description}" for description in options["listen"]]
     listeners += [f"--raw-listen {d}" for d in options["raw-listen"]]
     if options["port"] is not None:
@@ -183,8 +250,13 @@ def start_lines(options, mode):
         if options["log-rotate-bytes"]
         else "reopened on SIGUSR1, rotated by an external tool"
     )
+    processes = ""
+    if worker is not None:
+        processes = f" (worker {worker.index})"
+    elif deployment.workers > 1:
+        processes = f" ({deployment.workers} workers)"
     return [
-        f"echolab {__version__} starting: {mode} mode, data folder "
+        f"echolab {__version__} starting{processes}: {mode} mode, data folder "
         f"{options['data-dir']}, store {store}",
         f"listeners: {'; '.join(listeners)}; metrics: {options['metrics'] or 'off'}",
         f"log: {options['log-file']} ({options['log-format']}, {rotation})",

@@ -165,9 +165,7 @@ class Backoff:
         return 0
 
     def checking(self, key):
-        """
-        @return: how many attempts for C{key} are under way.
-        """
+        """@return: how many attempts for C{key} are under way."""
         record = self._record(key)
         return 0 if record is None else record.checking
 
@@ -191,23 +189,34 @@ class Backoff:
         if failed:
             record.failures += 1
             record.last = now
-            over = record.failures - self.free
-            if over > 0:
-                block = self.first_block * 2 ** min(over - 1, 32)
-                record.until = now + min(self.max_block, block)
+            record.until = max(record.until, self._blocked_until(record.failures, now))
+        self._records.put(key, record)
+
+    def _blocked_until(self, failures, last):
+        over = failures - self.free
+        block = self.first_block * 2 ** min(over - 1, 32) if over > 0 else 0
+        return last + min(self.max_block, block) if block else 0.0
+
+    def raise_to(self, key, failures, last):
+        """
+        Count at least C{failures} for C{key}, the last one at C{last}: what
+        other processes counted (L{echotwist.shared_throttle}).
+        """
+        record = self._record(key)
+        if record is not None and record.failures >= failures:
+            return
+        record = record or _Record(last)
+        record.failures, record.last = failures, max(record.last, last)
+        record.until = max(record.until, self._blocked_until(failures, last))
         self._records.put(key, record)
 
     def failed(self, key):
-        """
-        A failure that was not L{started} (checked at once).
-        """
+        """A failure that was not L{started} (checked at once)."""
         self.started(key)
         self.finished(key, failed=True)
 
     def forgive(self, key):
-        """
-        Clear C{key}'s failures (attempts under way still count).
-        """
+        """Clear C{key}'s failures (attempts under way still count)."""
         record = self._records.get(key)
         if record is None:
             return
@@ -268,9 +277,11 @@ class LoginThrottle:
     counted by L{key}.
     """
 
+    backoff_type = Backoff
+
     def __init__(self, clock, limits=Limits()):
         def backoff(free):
-            return Backoff(
+            return self.backoff_type(
                 clock, free, limits.first_block, limits.max_block, limits.max_keys
             )
 
@@ -299,6 +310,17 @@ class LoginThrottle:
             (self._login, login),
             (self._address, address),
         )
+
+    def refresh(self, login, address):
+        """
+        @return: L{None}: one process has no others' counts to take in
+            before an attempt (L{echotwist.shared_throttle} has).
+        """
+        return None
+
+    def settled(self):
+        """@return: L{None}: no count to share before a verdict goes out."""
+        return None
 
     def start_password(self, login, address):
         """

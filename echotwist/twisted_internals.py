@@ -21,6 +21,10 @@ What is used, by area (L{PRIVATE_NAMES}):
     and C{twisted.internet.tcp.Connection}'s C{socket} and C{TLS} (set by
     C{startTLS}, from C{twisted.internet._newtls}); the self-test also
     passes C{tcp.Server} a port with C{_realPortNumber}.
+  - C{adopt}: C{twisted.internet.tcp.Port._fromListeningDescriptor}, so
+    that a worker adopting its parent's listening socket (L{adopt_port})
+    serves with echolab's transports (C{reactor.adoptStreamPort} makes
+    Twisted's); without it, C{adoptStreamPort} is used.
   - C{proxy}: C{twisted.protocols.haproxy._v2parser.V2Parser} (C{PREFIX},
     C{feed(data)} giving C{(info, rest)}); without it, L{echotwist.proxy_v2}
     parses v2 headers.
@@ -54,6 +58,7 @@ PRIVATE_NAMES = {
         "TLS",
     ),
     "proxy": ("twisted.protocols.haproxy._v2parser.V2Parser",),
+    "adopt": ("twisted.internet.tcp.Port._fromListeningDescriptor",),
 }
 
 log = Logger()
@@ -298,6 +303,20 @@ def usable(area):
     return area not in problems()
 
 
+def adopt_port(reactor, port_class, fd, family, factory):
+    """
+    C{reactor.adoptStreamPort(fd, family, factory)}, listening with
+    C{port_class} (a C{tcp.Port} subclass) when the C{tcp} fast path
+    passed its check and Twisted still adopts through that class method.
+    """
+    adopt = getattr(port_class, "_fromListeningDescriptor", None)
+    if adopt is None or not usable("tcp"):
+        return reactor.adoptStreamPort(fd, family, factory)
+    port = adopt(reactor, fd, family, factory)
+    port.startListening()
+    return port
+
+
 def _forget():
     """
     (For tests: run the check again on the next call.)
@@ -310,6 +329,7 @@ __all__ = [
     "CHECKED_VERSIONS",
     "PRIVATE_NAMES",
     "V2Parser",
+    "adopt_port",
     "epoll_parts",
     "fast_socket",
     "problems",

@@ -267,6 +267,26 @@ class AdminToolTests(TestCase):
         self.assertEqual(status, UNUSABLE)
         self.assertOneLine(err, "upgrade echolab")
 
+    async def test_unusable_store(self):
+        """
+        A C{--store} that cannot be used (no PostgreSQL server there, not a
+        URL of a known kind, no SQLite file at that path) is one line,
+        status 4.
+        """
+        for url, reason in [
+            ("postgresql:///echolab?host=/nonexistent/folder", "No such file"),
+            ("mysql://db", "postgresql://"),
+            ("sqlite:missing.db", "no database"),
+        ]:
+            options = parse_arguments(
+                ["users", "--data-dir", self.data, "--store", url]
+            )
+            err = io.StringIO()
+            status = await execute(options, reactor, io.StringIO(), err, io.StringIO())
+            self.assertEqual(status, UNUSABLE)
+            self.assertOneLine(err.getvalue(), reason)
+        self.assertFalse(os.path.exists(os.path.join(self.data, "missing.db")))
+
     async def test_database_locked(self):
         """
         A database another process keeps locked for writing longer than the

@@ -15,6 +15,7 @@ import time
 from twisted.trial.unittest import SynchronousTestCase
 
 from echotwist.wire import MessageSocket
+from tests.postgres_support import fresh_database
 from tests.test_admin_cli import ADMIN
 from tests.test_twistd import CHEAP, Server, until
 
@@ -78,6 +79,7 @@ class ServerProcessCase(SynchronousTestCase):
     """
 
     mode = "auth"
+    store = ()  # the --store option of both, if any
 
     def setUp(self):
         self.data = os.path.abspath(self.mktemp())
@@ -85,14 +87,15 @@ class ServerProcessCase(SynchronousTestCase):
 
     def start(self):
         server = Server(
-            self, "--port", "0", "--mode", self.mode, "--data-dir", self.data, *HASH
-        )
+            self, "--port", "0", "--mode", self.mode, "--data-dir", self.data,
+            *self.store, *HASH,
+        )  # fmt: skip
         self.assertIsNotNone(server.port, server.first_line)
         return server
 
     def admin(self, *argv, stdin=None):
         done = subprocess.run(
-            [ADMIN, "--data-dir", self.data, *argv],
+            [ADMIN, "--data-dir", self.data, *self.store, *argv],
             input=stdin,
             capture_output=True,
             text=True,
@@ -101,8 +104,6 @@ class ServerProcessCase(SynchronousTestCase):
         self.assertEqual(done.returncode, 0, done.stderr)
         return done.stdout
 
-
-class RunningServerTests(ServerProcessCase):
     def assertEndsWithBye(self, s):
         """
         The open session gets C{bye} and is closed, within a second.
@@ -111,6 +112,8 @@ class RunningServerTests(ServerProcessCase):
         until(s, "bye")
         self.assertEqual(s.recv(1), b"")
 
+
+class RunningServerTests(ServerProcessCase):
     def test_revoke(self):
         """
         A revoked token is refused at its next use, and the session that
@@ -172,6 +175,18 @@ class RunningServerTests(ServerProcessCase):
         self.assertEqual(server.process.returncode, 1)
         self.assertEqual(len(err.splitlines()), 1, err)
         self.assertIn("upgrade echolab", err)
+
+
+class PostgresTests(ServerProcessCase):
+    """
+    The server and the tool on a PostgreSQL store (C{--store URL}).
+    """
+
+    def setUp(self):
+        self.store = ("--store", fresh_database(self))
+        super().setUp()
+
+    test_revoke = RunningServerTests.test_revoke
 
 
 class IdentityTests(ServerProcessCase):

@@ -18,11 +18,14 @@ class ChangeFeedTests(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
         self.clock.advance(1000)
-        self.db = make_database(self)
+        self.db = self.makeDatabase()
         self.seen = []
         self.feed = ChangeFeed(
             self.db, self.clock, lambda *change: self.seen.append(change), batch=3
         )
+
+    def makeDatabase(self):
+        return make_database(self)
 
     def record(self, kind, subject):
         self.successResultOf(

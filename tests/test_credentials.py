@@ -204,6 +204,15 @@ class CredentialStoreCases(DatabaseCases):
             store.last_logins.seen(login)
         self.assertEqual(sorted(store.last_logins.pending), ["a", "b"])
 
+    def test_last_logins_without_cache(self):
+        """
+        A store without caches (one shared by several processes) still
+        notes, and writes, its users' logins.
+        """
+        store = CredentialStore(self.db, self.clock, cache_size=0)
+        store.last_logins.seen("a")
+        self.assertEqual(sorted(store.last_logins.pending), ["a"])
+
     async def test_no_token_after_reset(self):
         """
         No token is issued for a password checked against a hash that is no

@@ -275,11 +275,7 @@ class TimedWritesTests(SynchronousTestCase):
 
         metrics = ServerMetrics(Clock(), "9.9.9", "ident")
 
-        class Inline(InlineDatabase, type(metrics.timed_database(None, None))):
-            pass
-
-        path = self.mktemp()
-        database = Inline(path, None, metrics=metrics)
+        database = metrics.timed_database(InlineDatabase(self.mktemp(), None))
         database.open()
         self.addCleanup(database.close)
         database.write(("CREATE TABLE t (x)", ()))

@@ -73,6 +73,14 @@ def _common(suppress):
         f"[default: {DEFAULT_DATA_DIR}, in the current folder]",
     )
     parent.add_argument(
+        "--store",
+        metavar="URL",
+        default=default,
+        help="the server's --store, as given to the server: "
+        "postgresql://USER@HOST/DB or sqlite:PATH "
+        "[default: the SQLite file in --data-dir]",
+    )
+    parent.add_argument(
         "--json",
         action="store_true",
         default=default or False,

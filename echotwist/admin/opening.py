@@ -8,35 +8,45 @@ every command works on it unchanged.
 import os
 
 from echotwist.admin import UNUSABLE, AdminError
+from echotwist.deployment import Deployment
 from echotwist.service import DataDirectoryLock
 from echotwist.startup import StartupError
-from echotwist.store import DATABASE_FILE, Database, StoreError
+from echotwist.store import DATABASE_FILE, StoreError
 
 
 def open_store(options, reactor, create=False):
     """
-    Open the database of the data folder C{options.data_dir}, as the
-    server there does (migrating an older schema; a newer one is refused).
-    Never creates a data folder, and creates the database only when
+    Open the store the server uses, as it does (migrating an older schema;
+    a newer one is refused): the one C{options.store} names (the server's
+    C{--store}), else the database of the data folder C{options.data_dir}.
+    Never creates a data folder, and creates an SQLite database only when
     C{create} (a restore into a folder that has none yet).
 
     @return: an opened L{echotwist.store.IDatabase}.
     @raise AdminError: with status L{UNUSABLE}, and nothing changed, when
-        the folder or its database is missing, unreadable or too new.
+        the folder or its database is missing, unreadable or too new, or
+        the store cannot be reached.
     """
-    data_dir = data_folder(options)
-    path = os.path.join(data_dir, DATABASE_FILE)
-    if not create and not os.path.exists(path):
-        raise AdminError(
-            f"no database in {data_dir} (the server makes one when it first "
-            "starts in ident or auth mode)",
-            UNUSABLE,
-        )
-    database = Database(path, reactor)
+    store = getattr(options, "store", None)
+    if store is not None and not store.startswith("sqlite:"):
+        database = Deployment(store=store).database(None, reactor)
+        where = None  # (its errors name it, without the password)
+    else:
+        data_dir = data_folder(options)
+        name = DATABASE_FILE if store is None else store[len("sqlite:") :]
+        where = os.path.join(data_dir, name)
+        if not create and not os.path.exists(where):
+            raise AdminError(
+                f"no database {where} (the server makes one when it first "
+                "starts in ident or auth mode)",
+                UNUSABLE,
+            )
+        database = Deployment(store=f"sqlite:{name}").database(data_dir, reactor)
     try:
         database.open()
     except (StoreError, OSError) as e:
-        raise AdminError(f"cannot use {path}: {_reason(e)}", UNUSABLE) from None
+        reason = _reason(e) if where is None else f"cannot use {where}: {_reason(e)}"
+        raise AdminError(reason, UNUSABLE) from None
     return database
 
 
