@@ -211,7 +211,11 @@ class ServerMetrics(service.Service):
     lag, measured by a L{LoopingCall} that times its own delay.
     """
 
-    def __init__(self, reactor, version, mode):
+    def __init__(self, reactor, version, mode, worker=""):
+        """
+        @param worker: the worker's index under C{--workers} (as text), or
+            C{""} for a server of one process.
+        """
         self.clock = reactor
         self.registry = registry = CollectorRegistry()
         self.tally = Tally()
@@ -219,9 +223,12 @@ class ServerMetrics(service.Service):
         for collector in (ProcessCollector, PlatformCollector, GCCollector):
             collector(registry=registry)
         info = Gauge(
-            "echolab_info", "This server.", ["version", "mode"], registry=registry
+            "echolab_info",
+            "This server.",
+            ["version", "mode", "worker"],
+            registry=registry,
         )
-        info.labels(version, mode).set(1)
+        info.labels(version, mode, worker).set(1)
         self._logins = Counter(
             "echolab_logins",
             "Login attempts, by method and result.",
@@ -340,3 +347,14 @@ class ServerMetrics(service.Service):
         lag = max(0.0, self.clock.seconds() - due)
         self._lag.observe(lag)
         self._last_lag.set(lag)
+
+
+def worker_endpoint(description, index):
+    """
+    The C{--metrics} endpoint of worker C{index} under C{--workers}: the
+    port of C{description} (a C{tcp:} or C{tcp6:} string) plus the index,
+    so that each worker's numbers can be scraped apart.
+    """
+    kind, port, rest = (description.split(":", 2) + [""])[:3]
+    suffix = f":{rest}" if rest else ""
+    return f"{kind}:{int(port) + index}{suffix}"

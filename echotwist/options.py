@@ -278,9 +278,9 @@ class Options(usage.Options):
             )
         if self["workers"] > 1:
             self._check_shared_listeners()
-            if self["metrics"]:
+            if self["metrics"] and not self["metrics"].startswith(("tcp:", "tcp6:")):
                 raise usage.UsageError(
-                    _("--metrics serves one process; it cannot be used with --workers")
+                    _("--metrics with --workers takes a tcp: or tcp6: endpoint")
                 )
         if self["port"] is None and not (self["listen"] or self["raw-listen"]):
             self["port"] = self._ask_port()

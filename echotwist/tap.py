@@ -65,10 +65,11 @@ def makeService(
     deployment = options.deployment()
     twistd = getattr(options, "parent", None)
     metrics = None
-    if options["metrics"]:
+    if options["metrics"] and (worker is not None or deployment.workers == 1):
         from echotwist.metrics import ServerMetrics
 
-        metrics = ServerMetrics(reactor, __version__, settings.mode)
+        index = "" if worker is None else str(worker.index)
+        metrics = ServerMetrics(reactor, __version__, settings.mode, index)
     top = EchoService(
         reactor,
         options["log-file"] if worker is None else worker.log_path(options),
@@ -103,14 +104,15 @@ def makeService(
     raw = RawListenerFactory(factory)
     served, kind = (raw, "raw") if settings.mode == "raw" else (factory, None)
     if worker is not None:
-        worker.listeners(reactor, served).setServiceParent(top)
+        listeners = [worker.listeners(reactor, served)]
+        listeners[0].setServiceParent(top)
     else:
         listeners = list(_listeners(options, reactor, served, kind, raw, top.announce))
         for listener in listeners:
             listener.setServiceParent(top)
-        if metrics is not None:
-            metrics.watch(factory, hasher)
-            metrics.serve(top, options["metrics"], listeners, database)
+    if metrics is not None:
+        metrics.watch(factory, hasher)
+        metrics.serve(top, metrics_endpoint(options, worker), listeners, database)
     top.factory = factory
     return top
 
@@ -211,6 +213,18 @@ def _parent(options, reactor, top, deployment):
         reactor, deployment.workers, options.raw_args, options["log-file"], listeners
     ).setServiceParent(top)
     return top
+
+
+def metrics_endpoint(options, worker):
+    """
+    Where C{--metrics} serves: as given, or under C{--workers}, worker
+    I{k}'s own port, the given one plus I{k}.
+    """
+    if worker is None:
+        return options["metrics"]
+    from echotwist.metrics import worker_endpoint
+
+    return worker_endpoint(options["metrics"], worker.index)
 
 
 def _trace(factory, options, reactor):

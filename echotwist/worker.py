@@ -30,7 +30,12 @@ class AdoptedListeners(service.Service):
     """
     Serve the parent's listening sockets: plain ones, and C{haproxy:} ones
     whose connections start with a PROXY header.
+
+    @ivar listening: the adopted ports while serving, else L{None} (what
+        the health check asks of every listener).
     """
+
+    listening = None
 
     def __init__(self, reactor, factory, listeners):
         self._reactor = reactor
@@ -52,9 +57,11 @@ class AdoptedListeners(service.Service):
                 adopt_port(self._reactor, WriteThroughPort, fd, family, factory)
             )
             os.close(fd)  # (the port has its own duplicate)
+        self.listening = self.ports
 
     def stopService(self):
         super().stopService()
+        self.listening = None
         ports, self.ports = self.ports, []
         for port in ports:
             # Stop accepting, without shutting the shared socket down: the

@@ -124,6 +124,23 @@ class DeploymentTests(SynchronousTestCase):
         self.assertTrue(Deployment(workers=2).shared)
 
 
+class StoreDescriptionTests(SynchronousTestCase):
+    def test_no_secret_in_the_start_line(self):
+        """
+        The start line names the store, never a password in its URI.
+        """
+        for uri in [
+            "postgresql://bob:s3cret@db.example/echolab",
+            "postgresql:///echolab?host=/run/pg&user=bob&password=s3cret",
+        ]:
+            line = Deployment(store=uri).describe_store("/data")
+            self.assertNotIn("s3cret", line)
+            self.assertIn("dbname=echolab", line)
+        self.assertEqual(
+            Deployment().describe_store("/data"), "SQLite /data/echolab.db"
+        )
+
+
 class OutageTests(SynchronousTestCase):
     def test_database_lost_and_back(self):
         """

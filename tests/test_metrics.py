@@ -220,7 +220,7 @@ class ScrapeTests(SynchronousTestCase):
         ):
             self.assertIn(name, names)
         self.assertEqual(
-            value(metrics, "echolab_info", version="9.9.9", mode="auth"), 1
+            value(metrics, "echolab_info", version="9.9.9", mode="auth", worker=""), 1
         )
 
     def test_hash_queue(self):

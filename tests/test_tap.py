@@ -167,7 +167,7 @@ class OptionTests(SynchronousTestCase):
             (["--log-rotate-bytes", "999"], "out of range"),
             (["--log-format", "xml"], "not one of: text, json"),
             (["--trace", "--metrics", "tcp:0"], "not with --metrics"),
-            (["--workers", "2", "--metrics", "tcp:0"], "cannot be used with --workers"),
+            (["--workers", "2", "--metrics", "unix:/m.sock"], "with --workers takes"),
         ]:
             e = self.assertRaises(UsageError, parse, self, *args)
             self.assertIn(words, str(e), args)

@@ -55,6 +55,34 @@ def wait_for(condition, timeout=30, what="a condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def free_port_pair():
+    """
+    A port P such that P + 1 and P + 2 were free a moment ago.
+    """
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + 2 > 65535:
+            continue
+        try:
+            with socket.socket() as one, socket.socket() as two:
+                one.bind(("127.0.0.1", base + 1))
+                two.bind(("127.0.0.1", base + 2))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no three free ports in a row")
+
+
+def _fetch(urlopen, url):
+    try:
+        with urlopen(url, timeout=5) as response:
+            return response.read().decode()
+    except OSError:
+        return None
+
+
 class WorkersTests(SynchronousTestCase):
     def start(self, workers=2, *args):
         self.data = os.path.abspath(self.mktemp())
@@ -116,6 +144,29 @@ class WorkersTests(SynchronousTestCase):
         self.assertGreater(alive, 0)  # (the survivor's clients)
         self.assertRegex(self.log(), r"worker 1 \(pid \d+\) ended: .*signal 9")
         self.assertIn("replacing worker 1", self.log())
+
+    def test_metrics_per_worker(self):
+        """
+        With C{--metrics tcp:P}, worker I{k} serves its own metrics on port
+        P + I{k}, labelled with its index, and its health check says 200.
+        """
+        from urllib.request import urlopen
+
+        base = free_port_pair()
+        server = self.start(
+            2, "--mode", "echo", "--metrics", f"tcp:{base}:interface=127.0.0.1"
+        )
+        with server.connect() as s:
+            s.send_message({"type": "say", "text": "counted"})
+            until(s, "echo")
+        for index in (1, 2):
+            url = f"http://127.0.0.1:{base + index}"
+            text = wait_for(
+                lambda url=url: _fetch(urlopen, url + "/metrics"),
+                what=f"worker {index}'s metrics",
+            )
+            self.assertIn(f'worker="{index}"', text)
+            self.assertEqual(_fetch(urlopen, url + "/healthz"), "ok\n")
 
     def test_raw_mode(self):
         """
