@@ -10,194 +10,28 @@ registering an unknown login or of throttling, so L{Accounts}, the one
 object sessions talk to, adds those around the portal.
 """
 
-import hashlib
-import math
-import secrets
-from dataclasses import dataclass
-
-from twisted.cred.checkers import ICredentialsChecker
-from twisted.cred.credentials import ICredentials, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.cred.portal import IRealm, Portal
+from twisted.cred.portal import Portal
 from twisted.internet import defer
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface, implementer
 
 from echotwist import passwords
-from echotwist.messages import MAX_PASSWORD, MIN_PASSWORD
 from echotwist.credentials import AccountChanged, LoginTaken
 from echotwist.throttle import RateLimited
 
+from echotwist.checkers import (
+    IAccount,
+    IssuedToken,
+    LoggedIn,
+    PasswordAttempt,
+    PasswordChecker,
+    Realm,
+    TokenChecker,
+    TokenCredentials,
+    token_digest,
+)
+
 __all__ = ["Accounts", "LoggedIn", "LoginTaken", "RateLimited", "IssuedToken"]
-
-TOKEN_BYTES = 32  # 256 random bits
-MAX_TOKEN = 256  # longer strings cannot be ours
-
-
-def token_digest(token):
-    """
-    What the store keeps of a token: its SHA-256. A token carries 256
-    random bits, so a fast hash suffices (NIST SP 800-63B for look-up
-    secrets), and lookups by digest give no timing oracle on the token.
-    """
-    return hashlib.sha256(token.encode("utf-8")).digest()
-
-
-@dataclass(frozen=True)
-class IssuedToken:
-    """
-    A new session token: C{value} goes to the client only, C{digest} to
-    the store; C{expires} is in Unix seconds.
-    """
-
-    value: str
-    digest: bytes
-    expires: int
-
-    @classmethod
-    def new(cls, now, ttl):
-        value = secrets.token_urlsafe(TOKEN_BYTES)
-        return cls(value, token_digest(value), math.ceil(now) + ttl)
-
-    def __repr__(self):
-        return f"<IssuedToken expires={self.expires}>"  # never the value
-
-
-class IToken(ICredentials):
-    """
-    A session token from an earlier C{auth_ok}.
-    """
-
-    token = Attribute("The token, as the client holds it (str).")
-
-
-@implementer(IUsernamePassword)
-class PasswordAttempt:
-    """
-    A login and password (UTF-8 bytes, as L{IUsernamePassword} has them)
-    typed by a client, with the key of the client's address: the hashing
-    queue is bounded per client.
-
-    @ivar verified_hash: once the password matched, the stored hash it
-        matched (or its upgrade): a token is issued only while it is still
-        the stored one.
-    """
-
-    def __init__(self, username, password, client):
-        self.username = username
-        self.password = password
-        self.client = client
-        self.verified_hash = None
-
-    def checkPassword(self, password):
-        raise NotImplementedError("echolab checks passwords on its hashing threads")
-
-    def __repr__(self):
-        return f"<PasswordAttempt {self.username!r} from {self.client}>"  # no password
-
-
-@implementer(IToken)
-class TokenCredentials:
-    def __init__(self, token):
-        self.token = token
-
-
-class IAccount(Interface):
-    """
-    An authenticated user.
-    """
-
-    login = Attribute("The login as registered.")
-
-
-@implementer(IAccount)
-class Account:
-    def __init__(self, login):
-        self.login = login
-
-
-@dataclass(frozen=True)
-class LoggedIn:
-    """
-    What every way of logging in gives: who, how, and the token the
-    connection holds from then on, which its C{logout} revokes.
-
-    @ivar login: the login as registered.
-    @ivar via: C{"password"}, C{"token"} or C{"register"}.
-    @ivar digest: the digest of the connection's token.
-    @ivar token: the L{IssuedToken} to hand the client (after a password
-        or a registration), or L{None} (it logged in with its own).
-    """
-
-    login: str
-    via: str
-    digest: bytes
-    token: object = None
-
-
-@implementer(ICredentialsChecker)
-class PasswordChecker:
-    """
-    Check a login and password against the stored argon2id hash, upgrading
-    the hash when it was made under older parameters.
-    """
-
-    credentialInterfaces = (IUsernamePassword,)
-
-    def __init__(self, credentials, hasher):
-        self._credentials = credentials
-        self._hasher = hasher
-
-    @defer.inlineCallbacks
-    def requestAvatarId(self, creds):
-        login = creds.username.decode("utf-8")
-        password = creds.password.decode("utf-8")
-        if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-            raise UnauthorizedLogin("wrong password")  # could never match
-        user = yield self._credentials.user(login)
-        if user is None:
-            raise UnauthorizedLogin("unknown login")
-        registered, stored = user
-        matches, replacement = yield self._hasher.verify(password, stored, creds.client)
-        if not matches:
-            raise UnauthorizedLogin("wrong password")
-        creds.verified_hash = stored
-        if replacement is not None:
-            yield self._credentials.replace_hash(registered, stored, replacement)
-            creds.verified_hash = replacement
-        return registered
-
-
-@implementer(ICredentialsChecker)
-class TokenChecker:
-    """
-    Accept a token that is known, unexpired and not revoked.
-    """
-
-    credentialInterfaces = (IToken,)
-
-    def __init__(self, credentials):
-        self._credentials = credentials
-
-    def requestAvatarId(self, creds):
-        if not 0 < len(creds.token) <= MAX_TOKEN:
-            return defer.fail(UnauthorizedLogin("not a token"))
-        d = self._credentials.token_login(token_digest(creds.token))
-
-        def found(login):
-            if login is None:
-                raise UnauthorizedLogin("unknown, expired or revoked token")
-            return login
-
-        return d.addCallback(found)
-
-
-@implementer(IRealm)
-class Realm:
-    def requestAvatar(self, avatarId, mind, *interfaces):
-        if IAccount not in interfaces:
-            raise NotImplementedError("echolab only has accounts")
-        return IAccount, Account(avatarId), lambda: None
 
 
 class Accounts:
@@ -223,15 +57,6 @@ class Accounts:
         )
         passwords.common_passwords()  # now, not on the reactor's time
 
-    def _log_refusal(self, refusal, what, address):
-        self.log.warn(
-            "{what} from {address}: {why}",
-            what=what,
-            address=address,
-            why=str(refusal),
-            client=address,
-        )
-
     def registered_login(self, login, address):
         """
         @return: a L{Deferred} firing with C{login} as registered, or
@@ -241,7 +66,7 @@ class Accounts:
         try:
             self._throttle.start_lookup(address)
         except RateLimited as e:
-            self._log_refusal(e, "refused login look-up", address)
+            _log_refusal(self.log, e, "refused login look-up", address)
             return defer.fail(e)
         return self._credentials.user(login).addCallback(lambda row: row and row[0])
 
@@ -265,7 +90,7 @@ class Accounts:
         try:
             throttle.start_password(login, address)
         except RateLimited as e:
-            self._log_refusal(e, f"throttled password login for {login}", address)
+            _log_refusal(self.log, e, f"throttled password login for {login}", address)
             return defer.fail(e)
         creds = PasswordAttempt(
             login.encode("utf-8"), password.encode("utf-8"), throttle.key(address)
@@ -316,7 +141,7 @@ class Accounts:
         try:
             self._throttle.start_token(address, refused_before)
         except RateLimited as e:
-            self._log_refusal(e, "throttled token login", address)
+            _log_refusal(self.log, e, "throttled token login", address)
             return defer.fail(e)
         d = self.portal.login(TokenCredentials(token), None, IAccount)
 
@@ -353,7 +178,7 @@ class Accounts:
         try:
             self._throttle.start_registration(address)
         except RateLimited as e:
-            self._log_refusal(e, f"refused registration of {login}", address)
+            _log_refusal(self.log, e, f"refused registration of {login}", address)
             raise
         hashed = yield self._hasher.hash(password, self._throttle.key(address))
         token = IssuedToken.new(self._clock.seconds(), self._token_ttl)
@@ -405,6 +230,17 @@ class Accounts:
             "revoking a token on logout from {address}", address=address, client=address
         )
         return self._credentials.revoke(digest)
+
+
+def _log_refusal(log, refusal, what, address):
+    """Log a refused attempt (never its password or token)."""
+    log.warn(
+        "{what} from {address}: {why}",
+        what=what,
+        address=address,
+        why=str(refusal),
+        client=address,
+    )
 
 
 def _after(deferred, function, *args):
