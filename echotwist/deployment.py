@@ -42,17 +42,27 @@ class Deployment:
         Whether other processes use the same stores, so that nothing this
         process remembers of them may be trusted without asking them.
         """
-        sqlite = self.store is None or self.store.startswith("sqlite:")
-        return self.workers > 1 or not sqlite
+        return self.workers > 1 or self.sqlite_path("") is None
+
+    def sqlite_path(self, data_dir):
+        """
+        The SQLite file C{store} names, in C{data_dir} unless absolute; or
+        L{None} when the store is PostgreSQL.
+        """
+        if self.store is None:
+            return os.path.join(data_dir, DATABASE_FILE)
+        if self.store.startswith("sqlite:"):
+            return os.path.join(data_dir, self.store[len("sqlite:") :])
+        return None
 
     def describe_store(self, data_dir):
         """
         The store for the log: SQLite's file, or PostgreSQL's URI without
         its password.
         """
-        if self.store is None or self.store.startswith("sqlite:"):
-            name = DATABASE_FILE if self.store is None else self.store[len("sqlite:") :]
-            return f"SQLite {os.path.join(data_dir, name)}"
+        path = self.sqlite_path(data_dir)
+        if path is not None:
+            return f"SQLite {path}"
         from psycopg.conninfo import conninfo_to_dict
 
         try:
@@ -68,11 +78,9 @@ class Deployment:
         The L{echotwist.store.Database} or L{echotwist.pgstore.Database}
         that C{store} names, not yet opened.
         """
-        if self.store is None:
-            return Database(os.path.join(data_dir, DATABASE_FILE), reactor)
-        if self.store.startswith("sqlite:"):
-            path = self.store[len("sqlite:") :]
-            return Database(os.path.join(data_dir, path), reactor)
+        path = self.sqlite_path(data_dir)
+        if path is not None:
+            return Database(path, reactor)
         from echotwist.pgstore import Database as PostgresDatabase
 
         return PostgresDatabase(self.store, reactor)

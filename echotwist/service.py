@@ -273,8 +273,14 @@ class DataDirectoryLock(service.Service):
     (their caches are their own), nor its log rotation.
     """
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, database=None):
+        """
+        @param database: the SQLite file the server will keep its stores
+            in, if any: when it is missing, the log says the folder is new
+            (a server started from another folder by mistake shows it).
+        """
         self.path = os.path.join(data_dir, "echolab.lock")
+        self._database = database
         self._file = None
 
     def privilegedStartService(self):
@@ -288,15 +294,11 @@ class DataDirectoryLock(service.Service):
                 directory=os.path.dirname(self.path),
             ) from None
         self._file = fd
-        from echotwist.store import DATABASE_FILE
-
-        data_dir = os.path.dirname(self.path)
-        new = not os.path.exists(os.path.join(data_dir, DATABASE_FILE))
-        log.info(
-            "data folder: {data_dir}{new}",
-            data_dir=data_dir,
-            new=" (new: no database yet)" if new else "",
-        )
+        if self._database is not None and not os.path.exists(self._database):
+            log.info(
+                "data folder: {data_dir} (new: no database yet)",
+                data_dir=os.path.dirname(self.path),
+            )
         super().privilegedStartService()
 
     def stopService(self):

@@ -83,7 +83,9 @@ def makeService(
         start_lines=start_lines(options, settings.mode, deployment, worker),
     )
     if worker is None:
-        DataDirectoryLock(options["data-dir"]).setServiceParent(top)
+        stored = settings.mode in ("ident", "auth")
+        database_file = deployment.sqlite_path(options["data-dir"]) if stored else None
+        DataDirectoryLock(options["data-dir"], database_file).setServiceParent(top)
     if deployment.workers > 1 and worker is None:
         return _parent(options, reactor, top, deployment)
     identities = accounts = credentials = database = hasher = None

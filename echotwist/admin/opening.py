@@ -11,7 +11,7 @@ from echotwist.admin import UNUSABLE, AdminError
 from echotwist.deployment import Deployment
 from echotwist.service import DataDirectoryLock
 from echotwist.startup import StartupError
-from echotwist.store import DATABASE_FILE, StoreError
+from echotwist.store import StoreError
 
 
 def open_store(options, reactor, create=False):
@@ -27,21 +27,20 @@ def open_store(options, reactor, create=False):
         the folder or its database is missing, unreadable or too new, or
         the store cannot be reached.
     """
-    store = getattr(options, "store", None)
-    if store is not None and not store.startswith("sqlite:"):
-        database = Deployment(store=store).database(None, reactor)
+    deployment = Deployment(store=getattr(options, "store", None))
+    if deployment.sqlite_path("") is None:
+        database = deployment.database(None, reactor)
         where = None  # (its errors name it, without the password)
     else:
         data_dir = data_folder(options)
-        name = DATABASE_FILE if store is None else store[len("sqlite:") :]
-        where = os.path.join(data_dir, name)
+        where = deployment.sqlite_path(data_dir)
         if not create and not os.path.exists(where):
             raise AdminError(
                 f"no database {where} (the server makes one when it first "
                 "starts in ident or auth mode)",
                 UNUSABLE,
             )
-        database = Deployment(store=f"sqlite:{name}").database(data_dir, reactor)
+        database = deployment.database(data_dir, reactor)
     try:
         database.open()
     except (StoreError, OSError) as e:
