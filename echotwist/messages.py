@@ -155,7 +155,7 @@ def check_repeat(repeat):
 # What the server sends (contract section 2), as compact UTF-8 JSON
 # without \u escapes. One JSON library, msgspec, chosen by measurement
 # (docs/performance.md): it decodes and type-checks a message in one pass,
-# and decodes large ones in half orjson's time.
+# the cost every message pays.
 
 encode = msgspec.json.Encoder().encode
 
